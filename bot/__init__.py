@@ -1,0 +1,1 @@
+"""Conversations: the answer pipeline, safeguarding, escalation, and thin chat adapters."""

@@ -1,0 +1,214 @@
+"""The answer pipeline: a staff question in, the school's own clauses out, quoted and cited.
+
+No chat platform here: adapters turn their events into a `Question` and the
+returned `Answer` into their own message format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from bot import messages
+from index.catalogue import Catalogue, UnknownSchool
+from index.chunk import passages
+from index.errors import PolicyBotError
+from index.live import LiveIndex
+from index.model import Hit
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = 5
+QUOTE_CHARS = 700
+
+
+class QuestionError(PolicyBotError):
+    """The question cannot be asked as it stands (empty, too long); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    school: str
+    asker: str | None = None  # a platform user id, never a name
+    channel: str | None = None
+    question_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class Citation:
+    school: str
+    policy: str
+    title: str
+    section: str
+    heading: str
+    text: str  # the whole chunk, verbatim
+    score: float
+    quote: str = ""  # the part shown to staff: the whole chunk, or its lead-in and best-matching item
+    url: str | None = None
+    next_review: str | None = None
+
+    @property
+    def label(self) -> str:
+        return messages.citation_label(self.title, self.section, self.heading)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    school: str
+    school_name: str
+    answered: bool
+    answer: str
+    citations: tuple[Citation, ...]
+    quoted: int = 0  # how many of the citations the answer text quotes
+    warnings: tuple[str, ...] = ()
+    ask: str = ""
+    question_id: str = ""
+    escalate: bool = False
+    route: str | None = None
+    categories: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["citations"] = [asdict(c) for c in self.citations]
+        data["categories"] = list(self.categories)
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """When the best clause is too weak to count as the policy answering the question."""
+
+    min_dense: float = 0.30
+    strong_dense: float = 0.55
+    min_coverage: float = 0.34
+    min_score: float = 0.50
+
+
+def check_question(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise QuestionError(messages.EMPTY_QUESTION)
+    if len(text) > messages.MAX_QUESTION_CHARS:
+        raise QuestionError(messages.too_long(len(text)))
+    return text
+
+
+class Answerer:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        index: LiveIndex,
+        today: Callable[[], dt.date] = dt.date.today,
+        coverage: Coverage = Coverage(),
+    ):
+        self.catalogue = catalogue
+        self.index = index
+        self.today = today
+        self.coverage = coverage
+
+    def answer(self, question: Question) -> Answer:
+        started = time.perf_counter()
+        text = check_question(question.text)
+        school = self.catalogue.school(question.school)  # raises UnknownSchool
+        snapshot = self.index.current()  # one index for the whole answer
+        if question.school not in snapshot.retriever.schools:
+            raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
+        hits = snapshot.retriever.search(text, question.school, k=CANDIDATES)
+        citations = tuple(self._citation(hit) for hit in hits)
+        covered = bool(hits) and self._covers(hits[0])
+        if covered:
+            quoted = self._quoted(hits)
+            body = self._compose(school.name, citations[:quoted])
+        else:
+            quoted = 0
+            titles = [p.title for p in school.policies]
+            body = messages.not_covered(school.name, titles, school.ask)
+        warnings = self._warnings(question.school, citations[:quoted] if covered else (), school.ask)
+        if warnings:
+            body = body + "\n\n" + "\n".join(warnings)
+        log.info(
+            "answered question_id=%s school=%s covered=%s top_score=%.3f ms=%.1f",
+            question.question_id, question.school, covered, hits[0].score if hits else 0.0,
+            (time.perf_counter() - started) * 1000,
+        )
+        return Answer(
+            question=text,
+            school=question.school,
+            school_name=school.name,
+            answered=covered,
+            answer=body,
+            citations=citations,
+            quoted=quoted,
+            warnings=tuple(warnings),
+            ask=school.ask,
+            question_id=question.question_id,
+        )
+
+    def _covers(self, best: Hit) -> bool:
+        c = self.coverage
+        if best.dense >= c.strong_dense:
+            return True
+        return best.dense >= c.min_dense and best.lexical >= c.min_coverage and best.score >= c.min_score
+
+    @staticmethod
+    def _quoted(hits: list[Hit]) -> int:
+        """Quote the best clause, and the next one when it is nearly as good (two schools' rules often span two)."""
+        if len(hits) > 1 and hits[1].score >= hits[0].score - 0.05:
+            return 2
+        return 1
+
+    def _citation(self, hit: Hit) -> Citation:
+        chunk = hit.chunk
+        meta = self.catalogue.policy(chunk.school, chunk.policy)
+        return Citation(
+            school=chunk.school,
+            policy=chunk.policy,
+            title=meta.title if meta else chunk.policy,
+            section=chunk.section,
+            heading=chunk.heading_path,
+            text=chunk.text,
+            score=round(hit.score, 4),
+            quote=quote(hit),
+            url=meta.url if meta else None,
+            next_review=meta.next_review.isoformat() if meta and meta.next_review else None,
+        )
+
+    @staticmethod
+    def _compose(school_name: str, citations: tuple[Citation, ...]) -> str:
+        lines = [messages.covered_intro(school_name, citations[0].title)]
+        for citation in citations:
+            quoted = "\n".join(f"> {line}" for line in citation.quote.split("\n"))
+            lines.append(f"{quoted}\n— {citation.label}")
+        return "\n\n".join(lines)
+
+    def _warnings(self, school: str, citations, ask: str) -> list[str]:
+        out = []
+        today = self.today()
+        for policy_id in dict.fromkeys(c.policy for c in citations):
+            meta = self.catalogue.policy(school, policy_id)
+            if meta and meta.is_overdue(today):
+                out.append(messages.overdue(meta.title, meta.next_review, ask))
+        return out
+
+
+def quote(hit: Hit) -> str:
+    """The whole chunk when short; otherwise its lead-in and the item that matched best."""
+    text = hit.chunk.text
+    if len(text) <= QUOTE_CHARS:
+        return text
+    parts = passages(hit.chunk)
+    lines = text.split("\n")
+    if hit.passage <= 0 or hit.passage > len(parts):
+        return text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    best = parts[hit.passage - 1]
+    intro = lines[0] if lines[0].endswith(":") and len(lines) > 1 else ""
+    if intro and best.startswith(intro):
+        return f"{intro}\n- … {best[len(intro):].strip()} …"
+    return f"… {best} …"

@@ -1,0 +1,77 @@
+"""Score a question file: hit@k on gold clause phrases, unanswerable handling, cross-school citations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bot.answer import Answerer, Question
+from index.errors import PolicyBotError
+
+
+class EvalFileError(PolicyBotError):
+    pass
+
+
+def squash(text: str) -> str:
+    """Lower-case with spacing and punctuation removed, for gold-phrase matching."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+@dataclass
+class EvalReport:
+    answerable: int = 0
+    hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0, 5: 0})
+    unanswerable: int = 0
+    unanswerable_ok: int = 0
+    answerable_refused: int = 0
+    foreign_citations: int = 0
+    misses: list[dict] = field(default_factory=list)
+
+    def figures(self) -> dict:
+        n = max(self.answerable, 1)
+        return {
+            "questions": self.answerable + self.unanswerable,
+            "hit@1": round(self.hits[1] / n, 4),
+            "hit@3": round(self.hits[3] / n, 4),
+            "hit@5": round(self.hits[5] / n, 4),
+            "unanswerable_handled": f"{self.unanswerable_ok}/{self.unanswerable}",
+            "answerable_refused": self.answerable_refused,
+            "citations_from_other_schools": self.foreign_citations,
+        }
+
+
+def load_questions(path: Path) -> list[dict]:
+    try:
+        rows = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise EvalFileError(f"{path}: cannot read the question file ({exc})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "q" in r and "school" in r for r in rows):
+        raise EvalFileError(f"{path}: expected a list of {{school, q, gold}} or {{school, q, answered: false}} entries")
+    return rows
+
+
+def evaluate(answerer: Answerer, rows: list[dict]) -> EvalReport:
+    report = EvalReport()
+    for row in rows:
+        answer = answerer.answer(Question(text=row["q"], school=row["school"]))
+        report.foreign_citations += sum(1 for c in answer.citations if c.school != row["school"])
+        if row.get("answered", True) is False:
+            report.unanswerable += 1
+            report.unanswerable_ok += not answer.answered
+            if answer.answered:
+                report.misses.append({"school": row["school"], "q": row["q"], "problem": "answered an unanswerable question"})
+            continue
+        report.answerable += 1
+        gold = squash(str(row["gold"]))
+        rank = next((i for i, c in enumerate(answer.citations) if gold in squash(c.text)), None)
+        if not answer.answered:
+            report.answerable_refused += 1
+        for k in report.hits:
+            report.hits[k] += answer.answered and rank is not None and rank < k
+        if rank is None or rank > 0:
+            report.misses.append({"school": row["school"], "q": row["q"], "problem": f"gold at rank {rank}"})
+    return report

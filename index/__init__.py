@@ -1,0 +1,1 @@
+"""A small retrieval library: load -> clean -> chunk -> embed -> store -> search."""

@@ -1,0 +1,110 @@
+"""Hybrid retrieval restricted to one school's policies.
+
+Dense: every sentence and list item of a chunk is embedded (with its heading
+and lead-in), FAISS searches only the asking school's passages, and a chunk
+scores as its best passage. Lexical: BM25 and term coverage over the chunk,
+with staff vocabulary expanded. The two are blended into one score.
+"""
+
+from __future__ import annotations
+
+from index.catalogue import UnknownSchool
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.embed import Embedder
+from index.lexical import LexicalIndex, Synonyms, tokens
+from index.model import Chunk, Hit
+from index.store import StoredIndex
+
+
+@dataclass(frozen=True)
+class Weights:
+    dense: float = 1.0
+    bm25: float = 0.15
+    coverage: float = 0.25
+
+
+@dataclass
+class _School:
+    chunk_ordinals: np.ndarray  # ordinals into StoredIndex.chunks
+    passage_ids: np.ndarray
+    lexical: LexicalIndex
+
+
+class Retriever:
+    def __init__(self, stored: StoredIndex, embedder: Embedder, synonyms: Synonyms | None = None, weights: Weights = Weights()):
+        self.stored = stored
+        self.embedder = embedder
+        self.synonyms = synonyms or Synonyms.load()
+        self.weights = weights
+        self._schools: dict[str, _School] = {}
+        self._first_passage: dict[int, int] = {}
+        for position, ordinal in enumerate(stored.passage_chunk):
+            self._first_passage.setdefault(int(ordinal), position)
+        ordinals: dict[str, list[int]] = defaultdict(list)
+        for ordinal, chunk in enumerate(stored.chunks):
+            ordinals[chunk.school].append(ordinal)
+        schools_of_passages = np.array([stored.chunks[i].school for i in stored.passage_chunk]) if len(stored.passage_chunk) else np.array([])
+        for school, members in ordinals.items():
+            texts = [lexical_text(stored.chunks[i]) for i in members]
+            self._schools[school] = _School(
+                chunk_ordinals=np.asarray(members, dtype=np.int64),
+                passage_ids=np.flatnonzero(schools_of_passages == school).astype(np.int64),
+                lexical=LexicalIndex(texts),
+            )
+
+    @property
+    def schools(self) -> tuple[str, ...]:
+        return tuple(sorted(self._schools))
+
+    def search(self, question: str, school: str, k: int = 5) -> list[Hit]:
+        if school not in self._schools:
+            raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
+        data = self._schools[school]
+        dense = self._dense(question, data)
+        query_terms = tokens(question)
+        expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
+        bm25 = np.asarray(data.lexical.scores(query_terms, expansion))
+        bm25_norm = bm25 / bm25.max() if bm25.size and bm25.max() > 0 else bm25
+        hits: list[Hit] = []
+        for position, ordinal in enumerate(data.chunk_ordinals):
+            chunk = self.stored.chunks[ordinal]
+            assert chunk.school == school  # never answer from another school's policy
+            coverage = data.lexical.coverage(query_terms, position, expansion)
+            d, passage = dense.get(int(ordinal), (0.0, 0))
+            score = self.weights.dense * d + self.weights.bm25 * float(bm25_norm[position]) + self.weights.coverage * coverage
+            hits.append(Hit(chunk=chunk, score=score, dense=d, lexical=coverage, passage=passage))
+        hits.sort(key=lambda hit: hit.score, reverse=True)
+        return hits[:k]
+
+    def _dense(self, question: str, data: _School) -> dict[int, tuple[float, int]]:
+        """Per chunk ordinal: the best passage score, and which sentence or item matched best."""
+        import faiss
+
+        if not len(data.passage_ids):
+            return {}
+        vector = self.embedder.embed([question])
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(data.passage_ids))
+        k = int(min(len(data.passage_ids), 256))
+        scores, ids = self.stored.vectors.search(vector, k, params=params)
+        best: dict[int, tuple[float, int]] = {}
+        best_part: dict[int, tuple[float, int]] = {}
+        for score, passage in zip(scores[0], ids[0]):
+            if passage < 0:
+                continue
+            ordinal = int(self.stored.passage_chunk[passage])
+            within = int(passage) - self._first_passage[ordinal]
+            if float(score) > best.get(ordinal, (-1.0, 0))[0]:
+                best[ordinal] = (float(score), within)
+            if within > 0 and float(score) > best_part.get(ordinal, (-1.0, 0))[0]:
+                best_part[ordinal] = (float(score), within)
+        # rank by the best passage; quote the best sentence or item (not the whole chunk)
+        return {ordinal: (score, best_part.get(ordinal, (0.0, within))[1]) for ordinal, (score, within) in best.items()}
+
+
+def lexical_text(chunk: Chunk) -> str:
+    return f"{chunk.heading_path}\n{chunk.text}"

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real bundled model and a real FAISS index over the bundled policies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+TODAY = dt.date(2026, 11, 21)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, embedder) -> Path:
+    """The bundled policies, indexed once per session with the real model."""
+    from index.build import build
+
+    folder = tmp_path_factory.mktemp("index") / "index"
+    build(POLICIES, folder, embedder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def answerer(bundled_index, embedder):
+    from bot.answer import Answerer
+    from index.catalogue import load_catalogue
+    from index.live import LiveIndex
+
+    return Answerer(load_catalogue(POLICIES), LiveIndex(bundled_index, embedder), today=lambda: TODAY)
+
+
+@pytest.fixture
+def policies_copy(tmp_path) -> Path:
+    """A writable copy of the bundled policies folder."""
+    target = tmp_path / "policies"
+    shutil.copytree(POLICIES, target)
+    return target
