@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 from dataclasses import asdict, dataclass, field
 
 from bot import messages
@@ -82,6 +83,23 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """The safeguarding gate's verdict on one message."""
+
+    escalate: bool
+    route: str | None = None  # "dsl" | "staff-allegation" | None
+    categories: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # one per category: why it was chosen (shown to the DSL, never invented text)
+    about_head: bool = False  # a staff allegation about the headteacher goes to the chair of governors
+
+
+class SafeguardingGate(Protocol):
+    def assess(self, text: str) -> Assessment: ...
+
+    def guidance(self, assessment: Assessment) -> str: ...
+
+
+@dataclass(frozen=True)
 class Coverage:
     """When the best clause is too weak to count as the policy answering the question."""
 
@@ -107,16 +125,27 @@ class Answerer:
         index: LiveIndex,
         today: Callable[[], dt.date] = dt.date.today,
         coverage: Coverage = Coverage(),
+        safeguarding: SafeguardingGate | None = None,
     ):
         self.catalogue = catalogue
         self.index = index
         self.today = today
         self.coverage = coverage
+        self.safeguarding = safeguarding
+
+    def assess(self, text: str) -> Assessment:
+        """The safeguarding gate, run on every message before any policy answer (any length)."""
+        if self.safeguarding is None or not (text or "").strip():
+            return Assessment(escalate=False)
+        return self.safeguarding.assess(text)
 
     def answer(self, question: Question) -> Answer:
         started = time.perf_counter()
-        text = check_question(question.text)
         school = self.catalogue.school(question.school)  # raises UnknownSchool
+        assessment = self.assess(question.text)
+        if assessment.escalate:
+            return self._escalation_answer(question, school, assessment)
+        text = check_question(question.text)
         snapshot = self.index.current()  # one index for the whole answer
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
@@ -149,6 +178,25 @@ class Answerer:
             warnings=tuple(warnings),
             ask=school.ask,
             question_id=question.question_id,
+        )
+
+    def _escalation_answer(self, question: Question, school, assessment: Assessment) -> Answer:
+        """Guidance for the staff member now, plus the school's clause on reporting concerns."""
+        snapshot = self.index.current()
+        text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
+        hits = snapshot.retriever.search(
+            "report a safeguarding concern about a child to the designated safeguarding lead " + text[:300], question.school, k=1
+        )
+        citations = tuple(self._citation(hit) for hit in hits)
+        body = self.safeguarding.guidance(assessment)
+        if citations:
+            body += "\n\n" + self._compose(school.name, citations[:1])
+        log.info("escalation question_id=%s school=%s route=%s categories=%s", question.question_id, question.school,
+                 assessment.route, ",".join(assessment.categories))
+        return Answer(
+            question=question.text, school=question.school, school_name=school.name, answered=True, answer=body,
+            citations=citations, quoted=len(citations), ask=school.ask, question_id=question.question_id,
+            escalate=True, route=assessment.route, categories=assessment.categories,
         )
 
     def _covers(self, best: Hit) -> bool:
