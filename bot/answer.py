@@ -101,12 +101,16 @@ class SafeguardingGate(Protocol):
 
 @dataclass(frozen=True)
 class Coverage:
-    """When the best clause is too weak to count as the policy answering the question."""
+    """When the best clause counts as the policy answering the question.
 
-    min_dense: float = 0.30
-    strong_dense: float = 0.55
-    min_coverage: float = 0.34
-    min_score: float = 0.50
+    A strong match always counts. A middling one counts unless the question's own
+    subject is missing from the policy (most of its words, and their synonyms,
+    appear nowhere in it: "overtime", "funeral", "uniform"). Weak matches never count.
+    """
+
+    min_score: float = 0.30
+    strong_score: float = 0.60
+    max_unknown_share: float = 0.40
 
 
 def check_question(text: str) -> str:
@@ -151,7 +155,7 @@ class Answerer:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
         hits = snapshot.retriever.search(text, question.school, k=CANDIDATES)
         citations = tuple(self._citation(hit) for hit in hits)
-        covered = bool(hits) and self._covers(hits[0])
+        covered = bool(hits) and self._covers(hits[0], snapshot.retriever.unknown_share(text, question.school))
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
@@ -199,11 +203,11 @@ class Answerer:
             escalate=True, route=assessment.route, categories=assessment.categories,
         )
 
-    def _covers(self, best: Hit) -> bool:
+    def _covers(self, best: Hit, unknown_share: float) -> bool:
         c = self.coverage
-        if best.dense >= c.strong_dense:
+        if best.score >= c.strong_score:
             return True
-        return best.dense >= c.min_dense and best.lexical >= c.min_coverage and best.score >= c.min_score
+        return best.score >= c.min_score and unknown_share < c.max_unknown_share
 
     @staticmethod
     def _quoted(hits: list[Hit]) -> int:

@@ -71,7 +71,7 @@ def evaluate(answerer: Answerer, rows: list[dict]) -> EvalReport:
         if not answer.answered:
             report.answerable_refused += 1
         for k in report.hits:
-            report.hits[k] += answer.answered and rank is not None and rank < k
+            report.hits[k] += rank is not None and rank < k
         if rank is None or rank > 0:
             report.misses.append({"school": row["school"], "q": row["q"], "problem": f"gold at rank {rank}"})
     return report

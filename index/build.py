@@ -46,6 +46,8 @@ def chunk_source(source: Source) -> tuple[list[Chunk], str]:
 def embedding_texts(chunk: Chunk) -> list[str]:
     """What the embedder sees for a chunk: the whole chunk, then each sentence or list item."""
     prefix = f"{chunk.heading_path}: " if chunk.heading else ""
+    if chunk.context:
+        prefix += chunk.context + " "
     parts = passages(chunk)
     texts = [prefix + chunk.text.replace("\n- ", " ")]
     if len(parts) > 1:

@@ -18,6 +18,8 @@ CLAUSE = re.compile(r"^(\d{1,2}(?:\.\d{1,3})+)\.?\s+(\S.*)$")
 TOP_NUMBER = re.compile(r"^(\d{1,2})[.)]?\s+(\S.*)$")
 BULLET = re.compile(r"^\s*- (.*)$")
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
+# "...will consider taking the following action:" introduces the numbered clauses after it.
+LEAD_IN = re.compile(r"(?::|\bfollowing\b[^.]*\.)\s*$", re.IGNORECASE)
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 14
 MAX_CHUNK_CHARS = 1500
@@ -125,7 +127,8 @@ def _resolve_list_intros(items: list[_Item]) -> list[_Item]:
         following = items[index + 1]
         if item.kind == "heading" and following.kind == "bullet":
             last_word = item.text.split()[-1]
-            if item.text.endswith(":") or (item.level == PLAIN_HEADING_LEVEL and last_word.islower() and len(item.text.split()) >= 4):
+            sentence_like = item.level == PLAIN_HEADING_LEVEL and (last_word.islower() or len(item.text.split()) >= 7)
+            if item.text.endswith(":") or sentence_like:
                 item.kind = "clause" if item.number else "para"
     _plain_runs_to_bullets(items)
     kept = []
@@ -172,8 +175,12 @@ class _ChunkBuilder:
         self.lines: list[str] = []
         self.number = ""
         self.accepts_bullets = False
+        self.lead_in = ""  # the sentence that introduces the run of clauses being read
+        self.context = ""
 
     def add(self, item: _Item, following: _Item | None) -> None:
+        if item.kind != "clause":
+            self.lead_in = ""
         if item.kind == "heading":
             self._flush()
             while self.headings and self.headings[-1].level >= item.level:
@@ -193,6 +200,9 @@ class _ChunkBuilder:
                 self._close_headings_outside(item.number)
             self.lines = [item.text]
             self.number = item.number
+            self.context = self.lead_in if item.kind == "clause" else ""
+            if item.kind == "para" and following is not None and following.kind == "clause" and LEAD_IN.search(item.text):
+                self.lead_in = SENTENCE_END.split(item.text)[-1]
             self.accepts_bullets = item.text.endswith(":") or (
                 following is not None and following.kind == "bullet" and len(item.text) < 300
             )
@@ -222,9 +232,10 @@ class _ChunkBuilder:
                     heading=heading,
                     text=text,
                     ordinal=ordinal,
+                    context=self.context,
                 )
             )
-        self.lines, self.number, self.accepts_bullets = [], "", False
+        self.lines, self.number, self.accepts_bullets, self.context = [], "", False, ""
 
     def finish(self) -> list[Chunk]:
         self._flush()

@@ -29,6 +29,12 @@ STOPWORDS = frozenset(
     it's don't can't am may might must shall also get got let us okay ok please thanks
     policy policies school say says said""".split()
 )
+# Words that say nothing about a question's subject: ignored when asking whether a policy mentions it.
+GENERIC = frozenset(
+    """someone anyone anybody somebody anything something everything thing things who whose go goes going come comes
+    make makes made happen happens happened think really actually one ones sort kind bit bits get gets getting
+    tell know want need like way fine ever still even allowed able okay alright mean means please lot lots""".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +64,9 @@ class Synonyms:
         groups = tuple(tuple(str(term).lower() for term in group) for group in raw.get("groups", []))
         return cls(groups)
 
+    def stemmed_groups(self) -> tuple[frozenset[str], ...]:
+        return _stemmed_groups(self.groups)
+
     def expand(self, text: str) -> list[str]:
         """The terms of every group that `text` mentions, other than those it already uses."""
         padded = " " + " ".join(words(text.replace("-", " "))) + " "
@@ -66,6 +75,11 @@ class Synonyms:
             if any(f" {' '.join(words(term.replace('-', ' ')))} " in padded for term in group):
                 extra.extend(term for term in group if f" {term} " not in padded)
         return extra
+
+
+@lru_cache(maxsize=8)
+def _stemmed_groups(groups: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(tokens(" ".join(group))) for group in groups)
 
 
 class LexicalIndex:

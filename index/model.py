@@ -29,6 +29,7 @@ class Chunk:
     heading: tuple[str, ...]  # heading path, outermost first
     text: str  # the exact (cleaned) source text, for quoting
     ordinal: int = 0  # position in the document
+    context: str = ""  # the lead-in a numbered clause continues ("...will consider the following action:"); searched, not quoted
 
     @property
     def heading_path(self) -> str:

@@ -16,16 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.embed import Embedder
-from index.lexical import LexicalIndex, Synonyms, tokens
+from index.lexical import GENERIC, LexicalIndex, Synonyms, tokens, words
 from index.model import Chunk, Hit
 from index.store import StoredIndex
 
 
 @dataclass(frozen=True)
 class Weights:
-    dense: float = 1.0
-    bm25: float = 0.15
-    coverage: float = 0.25
+    """How the signals blend; measured with `policybot eval` on the question sets (see bench/)."""
+
+    whole: float = 0.5  # similarity to the whole chunk (with its heading)
+    part: float = 0.5  # similarity to its best sentence or list item
+    coverage: float = 0.35  # share of the question's weighted terms (or their synonyms) in the chunk
+    bm25: float = 0.0  # BM25, normalised to the best chunk for the question
 
 
 @dataclass
@@ -33,6 +36,7 @@ class _School:
     chunk_ordinals: np.ndarray  # ordinals into StoredIndex.chunks
     passage_ids: np.ndarray
     lexical: LexicalIndex
+    vocabulary: frozenset[str]
 
 
 class Retriever:
@@ -55,6 +59,7 @@ class Retriever:
                 chunk_ordinals=np.asarray(members, dtype=np.int64),
                 passage_ids=np.flatnonzero(schools_of_passages == school).astype(np.int64),
                 lexical=LexicalIndex(texts),
+                vocabulary=frozenset(t for text in texts for t in tokens(text)),
             )
 
     @property
@@ -75,36 +80,51 @@ class Retriever:
             chunk = self.stored.chunks[ordinal]
             assert chunk.school == school  # never answer from another school's policy
             coverage = data.lexical.coverage(query_terms, position, expansion)
-            d, passage = dense.get(int(ordinal), (0.0, 0))
-            score = self.weights.dense * d + self.weights.bm25 * float(bm25_norm[position]) + self.weights.coverage * coverage
-            hits.append(Hit(chunk=chunk, score=score, dense=d, lexical=coverage, passage=passage))
+            whole, part, passage = dense.get(int(ordinal), (0.0, 0.0, 0))
+            w = self.weights
+            score = w.whole * whole + w.part * part + w.coverage * coverage + w.bm25 * float(bm25_norm[position])
+            hits.append(Hit(chunk=chunk, score=score, dense=max(whole, part), lexical=coverage, passage=passage))
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
-    def _dense(self, question: str, data: _School) -> dict[int, tuple[float, int]]:
-        """Per chunk ordinal: the best passage score, and which sentence or item matched best."""
+    def unknown_share(self, question: str, school: str) -> float:
+        """Share of the question's content words that this school's policies never use, nor any synonym of them.
+
+        "Can I claim overtime?" asks about something the policy does not mention at all.
+        """
+        terms = set(tokens(" ".join(w for w in words(question) if w not in GENERIC)))
+        if not terms:
+            return 0.0
+        vocabulary = self._schools[school].vocabulary
+        known = terms & vocabulary
+        for group in self.synonyms.stemmed_groups():
+            if group & terms and group & vocabulary:
+                known |= group & terms
+        return len(terms - known) / len(terms)
+
+    def _dense(self, question: str, data: _School) -> dict[int, tuple[float, float, int]]:
+        """Per chunk ordinal: the whole chunk's similarity, its best sentence or item's, and which item that was."""
         import faiss
 
         if not len(data.passage_ids):
             return {}
         vector = self.embedder.embed([question])
         params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(data.passage_ids))
-        k = int(min(len(data.passage_ids), 256))
-        scores, ids = self.stored.vectors.search(vector, k, params=params)
-        best: dict[int, tuple[float, int]] = {}
-        best_part: dict[int, tuple[float, int]] = {}
+        scores, ids = self.stored.vectors.search(vector, int(len(data.passage_ids)), params=params)
+        whole: dict[int, float] = {}
+        part: dict[int, tuple[float, int]] = {}
         for score, passage in zip(scores[0], ids[0]):
             if passage < 0:
                 continue
             ordinal = int(self.stored.passage_chunk[passage])
             within = int(passage) - self._first_passage[ordinal]
-            if float(score) > best.get(ordinal, (-1.0, 0))[0]:
-                best[ordinal] = (float(score), within)
-            if within > 0 and float(score) > best_part.get(ordinal, (-1.0, 0))[0]:
-                best_part[ordinal] = (float(score), within)
-        # rank by the best passage; quote the best sentence or item (not the whole chunk)
-        return {ordinal: (score, best_part.get(ordinal, (0.0, within))[1]) for ordinal, (score, within) in best.items()}
+            if within == 0:
+                whole[ordinal] = float(score)
+            elif float(score) > part.get(ordinal, (-1.0, 0))[0]:
+                part[ordinal] = (float(score), within)
+        # a chunk of one sentence has only its whole-chunk passage, which is also its best part
+        return {o: (w, *part.get(o, (w, 0))) for o, w in whole.items()}
 
 
 def lexical_text(chunk: Chunk) -> str:
-    return f"{chunk.heading_path}\n{chunk.text}"
+    return f"{chunk.heading_path}\n{chunk.context}\n{chunk.text}"
