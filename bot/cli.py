@@ -52,13 +52,21 @@ def main(ctx, config, policies, data, model, verbose):
 
 
 @main.command("index")
+@click.option("--dry-run", is_flag=True, help="Show what changed without publishing.")
+@click.option("--rollback", is_flag=True, help="Serve the previously published index version again.")
+@click.option("--keep", type=click.IntRange(min=1), default=5, show_default=True, help="Index versions to keep.")
+@click.option("--policies", "policies_dir", type=click.Path(file_okay=False), help="Policies folder (default: policies/).")
 @click.pass_context
-def index_command(ctx):
-    """Build the search index from the policies folder."""
+def index_command(ctx, dry_run, rollback, keep, policies_dir):
+    """Rebuild what changed in the policies folder and publish it as a new index version."""
+    if policies_dir:
+        ctx.find_root().obj["policies"] = policies_dir
     runtime = _runtime(ctx)
-    manifest = runtime.build_index()
-    chunks = sum(d.chunks for d in manifest.documents)
-    click.echo(f"Indexed {len(manifest.documents)} policies ({chunks} clauses) with {manifest.model} into {runtime.settings.index_dir}")
+    if rollback:
+        click.echo(f"Now serving index version {runtime.rollback_index()} from {runtime.settings.index_dir}")
+        return
+    report = runtime.build_index(dry_run=dry_run, keep=keep)
+    click.echo(report.summary())
 
 
 def _school(runtime, school: str | None) -> str:
@@ -82,7 +90,6 @@ def ask(ctx, question, school, as_json):
         sys.exit(_ask_stream(runtime, school, as_json))
     from bot.answer import Question
 
-    runtime.ensure_index()
     answer = runtime.answerer.answer(Question(text=question, school=_school(runtime, school)))
     click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else render(answer))
 
@@ -90,7 +97,6 @@ def ask(ctx, question, school, as_json):
 def _ask_stream(runtime, default_school: str | None, as_json: bool) -> int:
     from bot.answer import Question
 
-    runtime.ensure_index()
     failures = 0
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
@@ -160,7 +166,6 @@ def eval_command(ctx, file, as_json, misses):
     from bot.evaluate import evaluate, load_questions
 
     runtime = _runtime(ctx)
-    runtime.ensure_index()
     report = evaluate(runtime.answerer, load_questions(Path(file)))
     figures = report.figures()
     if as_json:
@@ -176,17 +181,20 @@ def eval_command(ctx, file, as_json, misses):
 @main.command()
 @click.pass_context
 def status(ctx):
-    """List every school's policies with review dates; flag overdue ones."""
+    """List every school's policies with review dates; flag overdue ones and files needing metadata."""
     import datetime as dt
 
-    from index import store
+    from index import publish, store
 
     runtime = _runtime(ctx)
     today = dt.date.today()
+    needing: list[dict] = []
     try:
-        manifest = store.read_manifest(store.resolve_current(runtime.settings.index_dir))
+        folder = store.resolve_current(runtime.settings.index_dir)
+        manifest = store.read_manifest(folder)
         counts = {(d.school, d.policy): d.chunks for d in manifest.documents}
-        click.echo(f"Index: built {manifest.built_at} with {manifest.model}")
+        needing = publish.read_metadata(folder)
+        click.echo(f"Index: version {folder.name}, built {manifest.built_at} with {manifest.model}")
     except store.IndexNotReady as exc:
         counts = {}
         click.echo(f"Index: {exc}")
@@ -196,3 +204,8 @@ def status(ctx):
             due = policy.next_review.isoformat() if policy.next_review else "no review date"
             flag = "  OVERDUE" if policy.is_overdue(today) else ""
             click.echo(f"  - {policy.title} ({policy.id}): {counts.get((school_id, policy.id), 0)} clauses, next review {due}{flag}")
+        for extra in (e for e in needing if e["school"] == school_id):
+            dates = ", ".join(f"{k.replace('_', ' ')} {extra[k]}" for k in ("approved", "next_review") if extra.get(k)) or "no dates found"
+            click.echo(f"  - {extra['title']} ({extra['policy']}): {counts.get((school_id, extra['policy']), 0)} clauses, {dates}  NEEDS METADATA: add {extra['file']} to catalogue.yaml")
+from bot.cli_serve import serve; main.add_command(serve)  # noqa: E402,E702
+from bot.cli_escalations import escalations; main.add_command(escalations)  # noqa: E402,E702

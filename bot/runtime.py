@@ -9,7 +9,7 @@ from functools import cached_property
 
 from bot.answer import Answerer
 from bot.settings import Settings
-from index import build, store
+from index import publish
 from index.catalogue import Catalogue, load_catalogue
 from index.embed import SentenceTransformerEmbedder
 from index.live import LiveIndex
@@ -34,18 +34,38 @@ class Runtime:
         return LiveIndex(self.settings.index_dir, self.embedder)
 
     @cached_property
-    def answerer(self) -> Answerer:
-        return Answerer(self.catalogue, self.index, today=dt.date.today)
+    def safeguarding(self):
+        from bot.safeguarding import SafeguardingDetector
 
-    def build_index(self) -> store.Manifest:
-        return build.build(self.settings.policies_dir, self.settings.index_dir, self.embedder)
+        return SafeguardingDetector(self.embedder)
+
+    @cached_property
+    def escalations(self):
+        from bot.escalation_store import EscalationStore
+
+        return EscalationStore(self.settings.database)
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        return Answerer(self.catalogue, self.index, today=dt.date.today, safeguarding=self.safeguarding)
+
+    def build_index(self, *, dry_run: bool = False, keep: int = publish.KEEP, progress: bool | None = None) -> publish.ChangeReport:
+        """Publish what changed in the policies folder as a new index version and start serving it."""
+        self.__dict__.pop("catalogue", None)  # the catalogue may have been edited too
+        report = publish.publish(self.settings.policies_dir, self.settings.index_dir, self.embedder,
+                                 dry_run=dry_run, keep=keep, progress=progress)
+        if report.published and "index" in self.__dict__:
+            self.index.reload()
+        return report
+
+    def rollback_index(self) -> str:
+        version = publish.rollback(self.settings.index_dir)
+        if "index" in self.__dict__:
+            self.index.reload()
+        return version.name
 
     def index_is_stale(self) -> bool:
-        try:
-            manifest = store.read_manifest(store.resolve_current(self.settings.index_dir))
-        except store.IndexNotReady:
-            return True
-        return build.is_stale(manifest, self.settings.policies_dir, self.catalogue, self.embedder.name)
+        return publish.is_stale(self.settings.index_dir, self.settings.policies_dir, self.embedder.name)
 
     def ensure_index(self) -> bool:
         """Build the index when it is missing or out of date; True when a build ran."""

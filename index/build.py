@@ -94,3 +94,45 @@ def is_stale(manifest: store.Manifest, policies_dir: Path, catalogue: Catalogue,
             return True
         current[(source.school, source.policy)] = hashlib.sha256(source.path.read_bytes()).hexdigest()
     return built != current
+
+
+@dataclass(frozen=True)
+class Found:
+    """Every policy file to index: the catalogue's, then files in a school's folder without an entry."""
+
+    sources: list[Source]
+    needs_metadata: tuple[str, ...] = ()
+    needs_metadata_details: tuple[dict, ...] = ()
+
+
+def all_sources(policies_dir: Path, catalogue: Catalogue) -> Found:
+    """`sources` plus the uncatalogued files in policies/<school>/, titled from their header where possible."""
+    import re
+
+    from index.formats import header_metadata
+    from index.load import supported_suffixes
+
+    listed = sources(policies_dir, catalogue)
+    known = {source.path.resolve() for source in listed}
+    extra: list[Source] = []
+    details: list[dict] = []
+    suffixes = set(supported_suffixes())
+    for school_id, school in sorted(catalogue.schools.items()):
+        folder = Path(policies_dir) / school_id
+        if not folder.is_dir():
+            continue
+        ids = {policy.id for policy in school.policies}
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.name.startswith((".", "~$")) or path.resolve() in known:
+                continue
+            if path.suffix.lower() not in suffixes:
+                continue
+            policy_id = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "policy"
+            while policy_id in ids:
+                policy_id += "-file"
+            ids.add(policy_id)
+            meta = header_metadata(load_document(path, school_id, policy_id).text)
+            title = meta.get("title", path.stem)
+            extra.append(Source(school_id, policy_id, path, title))
+            details.append({"school": school_id, "policy": policy_id, "file": str(path.relative_to(policies_dir)), **meta, "title": title})
+    return Found(listed + extra, tuple(d["file"] for d in details), tuple(details))

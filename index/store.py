@@ -125,5 +125,13 @@ def load(folder: Path, expected_model: str | None = None) -> StoredIndex:
 
 
 def resolve_current(folder: Path) -> Path:
-    """The folder holding the index that is being served (a hook for versioned publishing)."""
-    return Path(folder)
+    """The folder holding the index being served: the version named by `CURRENT` when there is
+    one (see `index.publish`), otherwise the folder itself (a plain index folder)."""
+    pointer = Path(folder) / "CURRENT"
+    try:
+        target = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return Path(folder)
+    if not target:
+        raise IndexNotReady(f"{pointer} is empty; run `policybot index` to publish an index.")
+    return Path(folder) / target

@@ -1,0 +1,98 @@
+"""`policybot escalations`: list, show, export and purge the safeguarding escalation records.
+
+For the DSL team on the server. These commands print safeguarding text to the
+terminal (show, export) and nothing to the logs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+EXPORT_FIELDS = ("id", "raised_at", "school", "route", "categories", "reasons", "about_head", "raised_by", "channel",
+                 "message_ts", "permalink", "text", "status", "attempts", "last_error", "delivered_channel", "delivered_ts",
+                 "acknowledged_by", "acknowledged_at", "closed_by", "closed_at", "resent_to_fallback_at")
+
+
+def _store(ctx: click.Context):
+    from bot.cli import _runtime
+
+    return _runtime(ctx).escalations
+
+
+@click.group()
+def escalations():
+    """Safeguarding escalations: list, show, export, purge."""
+
+
+@escalations.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "delivered", "acknowledged", "closed", "failed_permanent"]))
+@click.option("--school")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.pass_context
+def list_command(ctx, status, school, limit):
+    """One line per escalation, newest first (no message text)."""
+    rows = _store(ctx).list(status=status, school=school, limit=limit)
+    if not rows:
+        click.echo("No escalations.")
+    for r in rows:
+        error = f"  error: {r.last_error}" if r.last_error and r.status in ("pending", "sending", "failed_permanent") else ""
+        click.echo(f"{r.id[:12]}  {r.raised_at}  {r.school}  {r.route}  {','.join(r.categories)}  {r.status}{error}")
+
+
+@escalations.command()
+@click.argument("escalation_id")
+@click.pass_context
+def show(ctx, escalation_id):
+    """One escalation in full, with its audit trail."""
+    store = _store(ctx)
+    record = store.get(escalation_id)
+    for key, value in record.to_json().items():
+        if key != "text":
+            click.echo(f"{key:22} {value}")
+    click.echo("words (exactly as written):")
+    click.echo(record.text)
+    click.echo("audit:")
+    for entry in store.audit(record.id):
+        click.echo(f"  {entry.at}  {entry.actor}  {entry.action}  {entry.detail or ''}")
+
+
+@escalations.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--status")
+@click.option("--school")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="File to write (default: stdout).")
+@click.pass_context
+def export(ctx, fmt, status, school, output):
+    """Export escalations as JSON lines or CSV (includes the staff member's words)."""
+    rows = _store(ctx).list(status=status, school=school)
+    if fmt == "jsonl":
+        for r in rows:
+            output.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+        return
+    writer = csv.DictWriter(output, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        data = r.to_json()
+        data["categories"], data["reasons"] = ";".join(r.categories), json.dumps(list(r.reasons), ensure_ascii=False)
+        writer.writerow(data)
+
+
+@escalations.command()
+@click.option("--days", type=int, help="Keep this many days (default: escalation.retention_days).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge(ctx, days, yes):
+    """Delete CLOSED escalations older than the retention period; open ones are never purged."""
+    from bot.cli import _runtime
+
+    runtime = _runtime(ctx)
+    days = days if days is not None else runtime.settings.escalation.retention_days
+    if not yes:
+        click.confirm(f"Delete closed escalations raised more than {days} days ago?", abort=True)
+    removed = runtime.escalations.purge(days)
+    click.echo(f"Purged {removed} closed escalations older than {days} days.")
+    sys.stdout.flush()

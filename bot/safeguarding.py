@@ -1,0 +1,274 @@
+"""The safeguarding gate: does a message raise a concern about a child, or about an adult's conduct?
+
+Two signals, both driven by `bot/safeguarding.yaml` so a DSL can extend them
+without code:
+
+- meaning: each window of the message is embedded with the bundled model and
+  compared with the concern examples of every category and with the
+  'not a concern' examples; a concern wins when it is close enough and clearly
+  closer than any ordinary question;
+- rules: a reference to a specific child ('a Year 9', 'my tutee', '17-year-old')
+  together with a category's terms, or an adult who works with children followed
+  by a conduct term; question framing about policy, training or resources is a
+  counter-signal.
+
+Long messages are assessed in windows; the message escalates if any window does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bot.answer import Assessment
+from index.embed import Embedder
+from index.errors import PolicyBotError
+
+log = logging.getLogger(__name__)
+
+DATA = Path(__file__).with_name("safeguarding.yaml")
+ROUTES = ("dsl", "staff-allegation")
+
+
+class SafeguardingDataError(PolicyBotError):
+    pass
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    route: str
+    examples: tuple[str, ...]
+    terms: tuple[re.Pattern, ...]
+    subjects: tuple[re.Pattern, ...] = ()  # staff-allegation: who the conduct is by
+
+
+@dataclass(frozen=True)
+class Rules:
+    categories: tuple[Category, ...]
+    not_a_concern: tuple[str, ...]
+    child_reference: tuple[re.Pattern, ...]
+    policy_framing: tuple[re.Pattern, ...]
+    head_terms: tuple[re.Pattern, ...]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_similarity: float = 0.42  # nearest concern example at least this close
+    margin: float = 0.12  # ...and this much closer than the nearest ordinary question
+    framed_margin: float = 0.20  # margin needed when framed as a policy question with no specific child
+    rule_min_similarity: float = 0.30  # a rule hit still needs the message to be near some concern
+    also_within: float = 0.04  # further categories within this of the best one
+    max_categories: int = 3
+    window_chars: int = 400
+
+
+def _compile(patterns, where: str) -> tuple[re.Pattern, ...]:
+    out = []
+    for pattern in patterns or ():
+        try:
+            out.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise SafeguardingDataError(f"{where}: pattern {pattern!r} is not a valid regular expression ({exc}); fix it in the YAML.") from None
+    return tuple(out)
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """Read the examples and patterns; errors name the file and the entry to fix."""
+    path = Path(path or DATA)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SafeguardingDataError(f"Cannot read safeguarding data {path}: {exc}") from None
+    categories = []
+    for name, spec in (raw.get("categories") or {}).items():
+        route = spec.get("route")
+        if route not in ROUTES:
+            raise SafeguardingDataError(f"{path}: category {name!r} needs route: dsl or staff-allegation")
+        examples = tuple(str(e) for e in spec.get("examples") or ())
+        if not examples:
+            raise SafeguardingDataError(f"{path}: category {name!r} needs at least one example")
+        categories.append(Category(name, route, examples, _compile(spec.get("terms"), f"{path} {name}"),
+                                   _compile(spec.get("subjects"), f"{path} {name}")))
+    if not categories:
+        raise SafeguardingDataError(f"{path}: no categories")
+    return Rules(
+        categories=tuple(categories),
+        not_a_concern=tuple(str(e) for e in raw.get("not_a_concern") or ()),
+        child_reference=_compile(raw.get("child_reference"), f"{path} child_reference"),
+        policy_framing=_compile(raw.get("policy_framing"), f"{path} policy_framing"),
+        head_terms=_compile(raw.get("head_terms"), f"{path} head_terms"),
+    )
+
+
+def windows(text: str, size: int = 400) -> list[str]:
+    """Sentence-packed windows of at most `size` characters (long sentences are cut with overlap)."""
+    text = re.sub(r"[ \t\r\f\v]+", " ", text).strip()
+    if len(text) <= size:
+        return [text] if text else []
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        sentence = sentence.strip()
+        while len(sentence) > size:
+            cut = sentence.rfind(" ", size // 2, size)
+            cut = cut if cut > 0 else size
+            pieces.append(sentence[:cut])
+            sentence = sentence[max(cut - size // 4, 1):].strip()  # overlap so a phrase on the cut is seen whole
+        if sentence:
+            pieces.append(sentence)
+    out, current = [], ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > size:
+            out.append(current)
+            current = piece
+        else:
+            current = f"{current} {piece}".strip()
+    if current:
+        out.append(current)
+    return out
+
+
+def normalise(text: str) -> str:
+    """Spell out common school shorthand so patterns and the model see one form."""
+    text = re.sub(r"\b(yr|y)\s?(\d{1,2})\b", r"Year \2", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b(\d{1,2})\s?(yo|y/o|yrs? old)\b", r"\1-year-old", text, flags=re.IGNORECASE)
+    return text.replace("’", "'")
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    escalate: bool
+    route: str | None = None
+    picked: tuple[tuple[str, str], ...] = ()  # (category, reason)
+    about_head: bool = False
+    strength: float = 0.0
+
+
+@dataclass
+class SafeguardingDetector:
+    """Implements `SafeguardingGate`: `assess(text)` and `guidance(assessment)`."""
+
+    embedder: Embedder
+    rules: Rules = field(default_factory=load_rules)
+    thresholds: Thresholds = Thresholds()
+
+    @cached_property
+    def _example_matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Every concern example embedded once: (vectors, category index per row, texts)."""
+        texts, owners = [], []
+        for i, category in enumerate(self.rules.categories):
+            texts.extend(category.examples)
+            owners.extend([i] * len(category.examples))
+        log.info("embedding %d concern examples and %d ordinary examples", len(texts), len(self.rules.not_a_concern))
+        return self.embedder.embed(texts), np.array(owners), texts
+
+    @cached_property
+    def _ordinary_matrix(self) -> np.ndarray:
+        return self.embedder.embed(list(self.rules.not_a_concern) or ["what does the policy say"])
+
+    def assess(self, text: str) -> Assessment:
+        """The verdict on one message of any length; it escalates if any window does."""
+        parts = windows(normalise(text or ""), self.thresholds.window_chars)
+        if not parts:
+            return Assessment(escalate=False)
+        vectors = self.embedder.embed(parts)
+        verdicts = [self._window(part, vector) for part, vector in zip(parts, vectors)]
+        raised = [v for v in verdicts if v.escalate]
+        if not raised:
+            return Assessment(escalate=False)
+        route = "staff-allegation" if any(v.route == "staff-allegation" for v in raised) else "dsl"
+        picked: dict[str, str] = {}
+        for verdict in sorted((v for v in raised if v.route == route), key=lambda v: -v.strength):
+            for name, reason in verdict.picked:
+                picked.setdefault(name, reason)
+        picked = dict(list(picked.items())[: self.thresholds.max_categories])
+        about_head = route == "staff-allegation" and any(v.about_head for v in raised)
+        return Assessment(escalate=True, route=route, categories=tuple(picked), reasons=tuple(picked.values()),
+                          about_head=about_head)
+
+    def guidance(self, assessment: Assessment) -> str:
+        from bot.guidance import staff_guidance
+
+        return staff_guidance(assessment)
+
+    def _window(self, text: str, vector: np.ndarray) -> WindowVerdict:
+        t, rules = self.thresholds, self.rules
+        matrix, owners, examples = self._example_matrix
+        sims = matrix @ vector
+        ordinary = float((self._ordinary_matrix @ vector).max())
+        best: dict[int, tuple[float, int]] = {}
+        for row, owner in enumerate(owners):
+            if owner not in best or sims[row] > best[owner][0]:
+                best[owner] = (float(sims[row]), row)
+        top = max(s for s, _ in best.values())
+        child = any(p.search(text) for p in rules.child_reference)
+        framed = _framed(text, rules) and not child
+        terms = {i: _hits(c.terms, text) for i, c in enumerate(rules.categories)}
+        staff_hit = self._staff_conduct(text)
+        need = t.framed_margin if framed else t.margin
+        by_meaning = top >= t.min_similarity and top - ordinary >= need
+        by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
+                   and top >= t.rule_min_similarity and not _framed(text, rules, strict=True))
+        by_staff = staff_hit is not None and top >= t.rule_min_similarity and not framed
+        if not (by_meaning or by_rule or by_staff):
+            return WindowVerdict(False)
+        staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
+        dsl_best = max((best[i][0] for i, c in enumerate(rules.categories) if c.route == "dsl"), default=0.0)
+        staff_best = max((best[i][0] for i in staff_index), default=0.0)
+        has_subject = any(_hits(rules.categories[i].subjects, text) for i in staff_index)
+        if by_staff or (has_subject and staff_best > dsl_best and by_meaning):
+            i = staff_index[0]
+            reason = (f"adult and conduct terms: {staff_hit}" if staff_hit
+                      else f"matched example: '{examples[best[i][1]]}' ({best[i][0]:.2f})")
+            about_head = any(p.search(text) for p in rules.head_terms)
+            return WindowVerdict(True, "staff-allegation", ((rules.categories[i].name, reason),), about_head, top)
+        picked = []
+        ranked = sorted((i for i, c in enumerate(rules.categories) if c.route == "dsl"), key=lambda i: -best[i][0])
+        for i in ranked:
+            score, row = best[i]
+            near = by_meaning and score >= t.min_similarity and score >= dsl_best - t.also_within
+            hit = child and terms[i]
+            if near and hit:
+                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}); terms: {', '.join(hit)}"))
+            elif near:
+                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f})"))
+            elif hit:
+                picked.append((rules.categories[i].name, f"specific child and terms: {', '.join(hit)}"))
+        picked.sort(key=lambda p: 0 if "matched example" in p[1] and "terms" in p[1] else 1)
+        return WindowVerdict(True, "dsl", tuple(picked[: t.max_categories]), False, top)
+
+    def _staff_conduct(self, text: str) -> str | None:
+        """'<adult who works with children> ... <conduct>' within a short span: the words matched, or None."""
+        for category in self.rules.categories:
+            if category.route != "staff-allegation":
+                continue
+            for subject in category.subjects:
+                for m in subject.finditer(text):
+                    span = text[m.end(): m.end() + 120]
+                    conduct = _hits(category.terms, span)
+                    if conduct:
+                        return f"{m.group(0).lower()}, {', '.join(conduct)}"
+        return None
+
+
+def _hits(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
+    found = []
+    for pattern in patterns:
+        for m in pattern.finditer(text):
+            word = m.group(0).lower().strip()
+            if word not in found:
+                found.append(word)
+    return found[:4]
+
+
+def _framed(text: str, rules: Rules, strict: bool = False) -> bool:
+    """A question about policy, training, resources, places or dates; strict needs both a question opener and such a noun."""
+    opener = bool(rules.policy_framing and rules.policy_framing[0].search(text))
+    noun = any(p.search(text) for p in rules.policy_framing[1:])
+    return (opener and noun) if strict else (opener or noun)

@@ -1,0 +1,410 @@
+"""Incremental, versioned, atomic publishing of the index.
+
+    data/index/CURRENT               "versions/<id>": the version being served
+    data/index/versions/<id>/        one complete `index.store` folder per build
+
+A build reuses the chunks and vectors of every document whose bytes did not
+change, re-chunks and re-embeds only the rest, writes a new version folder,
+validates it (it loads, the dimension matches, every catalogue policy is there,
+a smoke query per school finds something) and only then replaces `CURRENT`
+with `os.replace`. A failed build leaves `CURRENT` untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index import store
+from index.build import Source, all_sources, chunk_source, embedding_texts
+from index.catalogue import load_catalogue
+from index.embed import Embedder
+from index.errors import PolicyBotError
+from index.model import Chunk
+
+log = logging.getLogger(__name__)
+
+POINTER = "CURRENT"
+VERSIONS = "versions"
+METADATA = "metadata.json"  # per version: policies read without a catalogue entry
+KEEP = 5
+EMBED_BATCH = 256
+
+
+class PublishError(PolicyBotError):
+    """The new index failed to build or validate; the served index is unchanged."""
+
+
+@dataclass(frozen=True)
+class ClauseChange:
+    kind: str  # added | removed | reworded
+    section: str
+    old: str = ""
+    new: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    school: str
+    policy: str
+    title: str
+    clauses: tuple[ClauseChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChangeReport:
+    added: tuple[PolicyChange, ...] = ()
+    changed: tuple[PolicyChange, ...] = ()
+    removed: tuple[PolicyChange, ...] = ()
+    unchanged: int = 0
+    needs_metadata: tuple[str, ...] = ()  # files indexed without a catalogue entry
+    embedded: int = 0  # passages embedded by this build
+    reused: int = 0  # passages whose vectors were reused
+    version: str = ""
+    published: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        lines = []
+        if self.dry_run:
+            lines.append("Dry run: nothing was published.")
+        elif self.published:
+            lines.append(f"Published index version {self.version} ({self.embedded} passages embedded, {self.reused} reused, {self.seconds:.1f}s).")
+        else:
+            lines.append(f"No changes: still serving {self.version or 'the current index'}.")
+        for label, policies in (("Added", self.added), ("Changed", self.changed), ("Removed", self.removed)):
+            for p in policies:
+                lines.append(f"{label}: {p.school}/{p.policy} ({p.title})")
+                for c in p.clauses:
+                    where = f"clause {c.section}" if c.section else "unnumbered text"
+                    if c.kind == "reworded":
+                        old, new = _difference(c.old, c.new)
+                        lines.append(f"  reworded {where}: {old!r} -> {new!r}")
+                    else:
+                        lines.append(f"  {c.kind} {where}: {_short(c.new or c.old)!r}")
+        lines.append(f"Unchanged: {self.unchanged} policies.")
+        for path in self.needs_metadata:
+            lines.append(f"Needs metadata: {path} has no entry in catalogue.yaml (title and dates read from the document).")
+        return "\n".join(lines)
+
+
+def _difference(old: str, new: str, context: int = 4) -> tuple[str, str]:
+    """The changed words of a reworded clause, with a few words either side."""
+    a, b = old.split(), new.split()
+    blocks = difflib.SequenceMatcher(None, a, b).get_opcodes()
+    changes = [op for op in blocks if op[0] != "equal"]
+    if not changes:
+        return _short(old), _short(new)
+    i1, j1 = max(0, changes[0][1] - context), max(0, changes[0][3] - context)
+    i2, j2 = changes[-1][2] + context, changes[-1][4] + context
+    def cut(words, start, end):
+        return ("…" if start else "") + " ".join(words[start:end]) + ("…" if end < len(words) else "")
+    return _short(cut(a, i1, i2), 200), _short(cut(b, j1, j2), 200)
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- the version folders ----------------------------------------------------------------------
+
+def current_version(index_dir: Path) -> Path | None:
+    pointer = Path(index_dir) / POINTER
+    if pointer.is_file():
+        return Path(index_dir) / pointer.read_text(encoding="utf-8").strip()
+    return Path(index_dir) if (Path(index_dir) / store.MANIFEST).is_file() else None
+
+
+def versions(index_dir: Path) -> list[Path]:
+    folder = Path(index_dir) / VERSIONS
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / store.MANIFEST).is_file())
+
+
+def point_to(index_dir: Path, version: Path) -> None:
+    """Make `version` current, atomically: readers see the old pointer or the new one, never neither."""
+    index_dir = Path(index_dir)
+    tmp = index_dir / f".{POINTER}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    tmp.write_text(f"{VERSIONS}/{version.name}\n", encoding="utf-8")
+    os.replace(tmp, index_dir / POINTER)
+
+
+def rollback(index_dir: Path) -> Path:
+    """Serve the version published before the current one; returns it."""
+    current = current_version(index_dir)
+    older = [v for v in versions(index_dir) if current is None or v.name < current.name]
+    if not older:
+        raise PublishError(f"No earlier index version in {Path(index_dir) / VERSIONS} to roll back to.")
+    point_to(index_dir, older[-1])
+    log.info("rolled back to index version %s", older[-1].name)
+    return older[-1]
+
+
+def prune(index_dir: Path, keep: int = KEEP) -> list[Path]:
+    current = current_version(index_dir)
+    all_versions = versions(index_dir)
+    doomed = [v for v in all_versions[: max(0, len(all_versions) - keep)] if current is None or v != current]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
+
+
+def read_metadata(version: Path) -> list[dict]:
+    path = Path(version) / METADATA
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+@contextmanager
+def _build_lock(index_dir: Path):
+    """One build at a time per index folder (a Slack reindex and a file watcher may race)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- building -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Previous:
+    chunks: dict[tuple[str, str], list[Chunk]]
+    vectors: dict[tuple[str, str], np.ndarray]  # passage vectors of each document, in order
+    hashes: dict[tuple[str, str], str]
+    titles: dict[tuple[str, str], str]
+    version: str
+
+
+def _previous(index_dir: Path, model: str) -> _Previous:
+    empty = _Previous({}, {}, {}, {}, "")
+    folder = current_version(index_dir)
+    if folder is None:
+        return empty
+    try:
+        stored = store.load(folder, expected_model=model)
+    except store.IndexNotReady as exc:
+        log.warning("ignoring the current index for reuse: %s", exc)
+        return empty
+    all_vectors = stored.vectors.reconstruct_n(0, stored.vectors.ntotal) if stored.vectors.ntotal else np.zeros((0, stored.manifest.dimension), np.float32)
+    chunks: dict[tuple[str, str], list[Chunk]] = defaultdict(list)
+    rows: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for chunk in stored.chunks:
+        chunks[(chunk.school, chunk.policy)].append(chunk)
+    for position, ordinal in enumerate(stored.passage_chunk):
+        chunk = stored.chunks[int(ordinal)]
+        rows[(chunk.school, chunk.policy)].append(position)
+    return _Previous(
+        chunks=dict(chunks),
+        vectors={key: all_vectors[positions] for key, positions in rows.items()},
+        hashes={(d.school, d.policy): d.sha256 for d in stored.manifest.documents},
+        titles={(d.school, d.policy): d.title for d in stored.manifest.documents},
+        version=folder.name,
+    )
+
+
+def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run: bool = False,
+            keep: int = KEEP, progress: bool | None = None, force: bool = False) -> ChangeReport:
+    """Build what changed into a new version, validate it, make it current; return the change report."""
+    started = time.perf_counter()
+    policies_dir, index_dir = Path(policies_dir), Path(index_dir)
+    with _build_lock(index_dir):
+        catalogue = load_catalogue(policies_dir)
+        found = all_sources(policies_dir, catalogue)
+        previous = _previous(index_dir, embedder.name)
+        show = sys.stderr.isatty() if progress is None else progress
+
+        documents: list[tuple[Source, list[Chunk], str, bool]] = []  # source, chunks, digest, reused
+        for source in _bar(found.sources, show, "reading policies"):
+            key = (source.school, source.policy)
+            if not source.path.is_file():
+                raise PublishError(f"{source.path}: listed in catalogue.yaml but missing; add the file or remove its entry.")
+            digest = hashlib.sha256(source.path.read_bytes()).hexdigest()
+            if previous.hashes.get(key) == digest and key in previous.vectors and not force:
+                documents.append((source, previous.chunks[key], digest, True))
+            else:
+                chunks, digest = chunk_source(source)
+                documents.append((source, chunks, digest, False))
+
+        report = _report(documents, previous, found.needs_metadata, dry_run)
+        if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)):
+            return dataclasses.replace(report, version=previous.version, seconds=time.perf_counter() - started)
+
+        to_embed = [text for _, chunks, _, reused in documents if not reused for chunk in chunks for text in embedding_texts(chunk)]
+        fresh = _embed(embedder, to_embed, show)
+        chunks_out: list[Chunk] = []
+        passage_chunk: list[int] = []
+        vector_parts: list[np.ndarray] = []
+        entries: list[store.DocumentEntry] = []
+        cursor = 0
+        for source, chunks, digest, reused in documents:
+            offset = len(chunks_out)
+            for i, chunk in enumerate(chunks):
+                chunks_out.append(dataclasses.replace(chunk, ordinal=offset + i))
+                count = len(embedding_texts(chunk))
+                passage_chunk.extend([offset + i] * count)
+            if reused:
+                vector_parts.append(previous.vectors[(source.school, source.policy)])
+            else:
+                count = sum(len(embedding_texts(c)) for c in chunks)
+                vector_parts.append(fresh[cursor: cursor + count])
+                cursor += count
+            entries.append(store.DocumentEntry(source.school, source.policy, str(source.path), digest, len(chunks), source.title))
+        dimension = embedder.dimension
+        vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, dimension), np.float32)
+        if vectors.shape[1] != dimension:
+            raise PublishError(f"Vectors have dimension {vectors.shape[1]} but the model gives {dimension}; run `policybot index --force`.")
+        manifest = store.Manifest(model=embedder.name, dimension=dimension, documents=tuple(entries))
+
+        version_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
+        staging = index_dir / VERSIONS / f".building-{version_id}"
+        try:
+            store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors)
+            (staging / METADATA).write_text(json.dumps(found.needs_metadata_details, indent=2), encoding="utf-8")
+            validate(staging, embedder, catalogue)
+            final = index_dir / VERSIONS / version_id
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        point_to(index_dir, final)
+        prune(index_dir, keep)
+        elapsed = time.perf_counter() - started
+        log.info("published index %s: %d documents, %d embedded, %d reused passages in %.1fs",
+                 version_id, len(entries), len(to_embed), len(vectors) - len(to_embed), elapsed)
+        return dataclasses.replace(report, version=version_id, published=True, embedded=len(to_embed),
+                                   reused=len(vectors) - len(to_embed), seconds=elapsed)
+
+
+def _same_titles(documents, previous: _Previous) -> bool:
+    return all(previous.titles.get((s.school, s.policy)) == s.title for s, *_ in documents)
+
+
+def _embed(embedder: Embedder, texts: list[str], show: bool) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, embedder.dimension), np.float32)
+    parts = []
+    batches = range(0, len(texts), EMBED_BATCH)
+    for start in _bar(batches, show and len(texts) > EMBED_BATCH, "embedding", unit_scale=EMBED_BATCH):
+        parts.append(embedder.embed(texts[start: start + EMBED_BATCH]))
+    return np.concatenate(parts)
+
+
+def _bar(items, show: bool, label: str, unit_scale: int = 1):
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, unit="batch" if unit_scale > 1 else "file", leave=False)
+
+
+def validate(folder: Path, embedder: Embedder, catalogue) -> None:
+    """Raise PublishError unless the folder loads, matches the model, has every policy and answers a query per school."""
+    from index.search import Retriever
+
+    try:
+        stored = store.load(folder, expected_model=embedder.name)
+    except store.IndexNotReady as exc:
+        raise PublishError(f"The new index does not load ({exc}); the current index is still serving.") from None
+    if stored.manifest.dimension != embedder.dimension:
+        raise PublishError(f"The new index has dimension {stored.manifest.dimension}, the model {embedder.dimension}.")
+    present = {(d.school, d.policy) for d in stored.manifest.documents if d.chunks}
+    missing = [f"{s}/{p.id}" for s, school in catalogue.schools.items() for p in school.policies if (s, p.id) not in present]
+    if missing:
+        raise PublishError(f"The new index has no clauses for {', '.join(missing)}; check those files. The current index is still serving.")
+    retriever = Retriever(stored, embedder)
+    for school_id, school in catalogue.schools.items():
+        if not school.policies:
+            continue
+        if not retriever.search(school.policies[0].title, school_id, k=1):
+            raise PublishError(f"Smoke query for {school_id} found nothing in the new index; the current index is still serving.")
+
+
+# --- the change report ----------------------------------------------------------------------
+
+def _report(documents, previous: _Previous, needs_metadata, dry_run: bool) -> ChangeReport:
+    added, changed, seen = [], [], set()
+    unchanged = 0
+    for source, chunks, _, reused in documents:
+        key = (source.school, source.policy)
+        seen.add(key)
+        if key not in previous.hashes:
+            added.append(PolicyChange(source.school, source.policy, source.title))
+        elif reused:
+            unchanged += 1
+        else:
+            clauses = clause_changes(previous.chunks.get(key, []), chunks)
+            if clauses:
+                changed.append(PolicyChange(source.school, source.policy, source.title, clauses))
+            else:
+                unchanged += 1  # bytes changed, clauses did not (re-saved, reformatted)
+    removed = [PolicyChange(s, p, previous.titles.get((s, p), p)) for (s, p) in sorted(previous.hashes) if (s, p) not in seen]
+    return ChangeReport(tuple(added), tuple(changed), tuple(removed), unchanged, tuple(needs_metadata), dry_run=dry_run)
+
+
+def clause_changes(old: list[Chunk], new: list[Chunk]) -> tuple[ClauseChange, ...]:
+    """Clauses added, removed and reworded, comparing (section, text); a removed and an added
+    clause with the same section number, or nearly the same words, are one rewording."""
+    old_keys = [(c.section, c.text) for c in old]
+    new_keys = [(c.section, c.text) for c in new]
+    gone = [k for k in old_keys if k not in set(new_keys)]
+    came = [k for k in new_keys if k not in set(old_keys)]
+    out: list[ClauseChange] = []
+    for section, text in gone:
+        match = next((k for k in came if section and k[0] == section), None)
+        if match is None:
+            scored = [(difflib.SequenceMatcher(None, text, k[1]).ratio(), k) for k in came]
+            best = max(scored, default=(0.0, None))
+            match = best[1] if best[0] >= 0.6 else None
+        if match is not None:
+            came.remove(match)
+            out.append(ClauseChange("reworded", match[0], old=text, new=match[1]))
+        else:
+            out.append(ClauseChange("removed", section, old=text))
+    out.extend(ClauseChange("added", section, new=text) for section, text in came)
+    return tuple(out)
+
+
+def is_stale(index_dir: Path, policies_dir: Path, model: str) -> bool:
+    """True when there is no index, or the model or any policy file differs from what it was built from."""
+    folder = current_version(index_dir)
+    if folder is None:
+        return True
+    try:
+        manifest = store.read_manifest(folder)
+    except store.IndexNotReady:
+        return True
+    if manifest.model != model:
+        return True
+    found = all_sources(policies_dir, load_catalogue(policies_dir))
+    built = {(d.school, d.policy): d.sha256 for d in manifest.documents}
+    current = {}
+    for source in found.sources:
+        if not source.path.is_file():
+            return True
+        current[(source.school, source.policy)] = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    return built != current

@@ -1,0 +1,238 @@
+"""Incremental, versioned, atomic publishing with the real model and real FAISS indexes."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.answer import Answerer, Question
+from index import publish, store
+from index.build import embedding_texts
+from index.catalogue import load_catalogue
+from index.embed import Embedder
+from index.errors import PolicyBotError
+from index.live import LiveIndex
+from tests.conftest import POLICIES, TODAY
+
+EX_PUPIL = "can I accept a follow from an ex-pupil aged 18?"
+OLD, NEW = "below the age of nineteen", "below the age of twenty-one"
+
+
+class CountingEmbedder(Embedder):
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, real):
+        self.real, self.name, self.texts = real, real.name, []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self.real.embed(texts)
+
+    @property
+    def dimension(self):
+        return self.real.dimension
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, embedder) -> Path:
+    """The bundled policies published once; tests copy it."""
+    root = tmp_path_factory.mktemp("base")
+    shutil.copytree(POLICIES, root / "policies")
+    publish.publish(root / "policies", root / "data" / "index", embedder, progress=False)
+    return root
+
+
+@pytest.fixture
+def site(base, tmp_path) -> Path:
+    shutil.copytree(base, tmp_path / "site")
+    return tmp_path / "site"
+
+
+def _reword(policies: Path) -> None:
+    path = policies / "chiltern" / "social-media.txt"
+    text = path.read_text(encoding="utf-8")
+    assert OLD in text
+    path.write_text(text.replace(OLD, NEW), encoding="utf-8")
+
+
+def _answerer(site: Path, embedder, **live) -> Answerer:
+    return Answerer(load_catalogue(site / "policies"), LiveIndex(site / "data" / "index", embedder, **live), today=lambda: TODAY)
+
+
+def _ask(answerer: Answerer, school: str = "chiltern", text: str = EX_PUPIL):
+    return answerer.answer(Question(text=text, school=school))
+
+
+def test_one_changed_clause_reembeds_only_that_policy_and_is_answered(site, embedder):
+    index_dir = site / "data" / "index"
+    before = publish.current_version(index_dir)
+    _reword(site / "policies")
+    counting = CountingEmbedder(embedder)
+
+    report = publish.publish(site / "policies", index_dir, counting, progress=False)
+
+    new_chiltern = [c for c in store.load(publish.current_version(index_dir)).chunks if c.school == "chiltern"]
+    expected = [t for c in new_chiltern for t in embedding_texts(c)]
+    assert counting.texts[: len(expected)] == expected  # only the changed policy is embedded...
+    smoke = counting.texts[len(expected):]  # ...then one validation query per school
+    assert len(smoke) == 5 and set(smoke) <= {"Social Media Policy", "Social Networking/Media Policy"}
+    assert report.published and report.embedded == len(expected) and report.reused > 0
+    assert [(p.school, p.policy) for p in report.changed] == [("chiltern", "social-media")]
+    assert not report.added and not report.removed and report.unchanged == 4
+    (change,) = report.changed[0].clauses
+    assert change.kind == "reworded" and change.section == "6.2" and NEW in change.new and OLD in change.old
+    assert "reworded clause 6.2" in report.summary() and "twenty-one" in report.summary()
+    assert publish.current_version(index_dir) != before
+
+    result = CliRunner().invoke(
+        __import__("bot.cli", fromlist=["main"]).main,
+        ["--policies", str(site / "policies"), "--data", str(site / "data"), "ask", EX_PUPIL, "--school", "chiltern"],
+    )
+    assert result.exit_code == 0, result.output
+    assert NEW in result.output and OLD not in result.output
+
+
+def test_no_change_publishes_nothing_and_dry_run_only_reports(site, embedder):
+    index_dir = site / "data" / "index"
+    before = publish.current_version(index_dir)
+    counting = CountingEmbedder(embedder)
+    assert not publish.publish(site / "policies", index_dir, counting, progress=False).published
+    _reword(site / "policies")
+    report = publish.publish(site / "policies", index_dir, counting, dry_run=True, progress=False)
+    assert report.dry_run and not report.published and report.changed[0].clauses[0].section == "6.2"
+    assert counting.texts == [] and publish.current_version(index_dir) == before  # nothing embedded
+    assert publish.is_stale(index_dir, site / "policies", embedder.name)
+
+
+def test_reindex_while_answering_never_fails_or_mixes_versions(site, embedder):
+    answerer = _answerer(site, embedder, check_seconds=0.0)  # every question checks CURRENT
+    live = answerer.index
+    used = threading.local()
+    original = live.current
+
+    def recording_current():
+        snapshot = original()
+        used.snapshots.append(snapshot)
+        return snapshot
+
+    live.current = recording_current
+    records, failures, stop = [], [], threading.Event()
+    questions = [("chiltern", EX_PUPIL), ("kingsmead", "can I post photos of students?"), ("mill-lane", "can staff use personal phones?")]
+
+    def ask_steadily():
+        n = 0
+        while not stop.is_set() and n < 400:
+            school, text = questions[n % len(questions)]
+            used.snapshots = []
+            try:
+                answer = answerer.answer(Question(text=text, school=school))
+                records.append((answer, list(used.snapshots)))
+            except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
+                failures.append(exc)
+            n += 1
+
+    worker = threading.Thread(target=ask_steadily)
+    worker.start()
+    try:
+        while len(records) < 3 and worker.is_alive():
+            time.sleep(0.05)
+        _reword(site / "policies")
+        report = publish.publish(site / "policies", site / "data" / "index", embedder, progress=False)
+        seen = len(records)
+        deadline = time.monotonic() + 60
+        while len(records) < seen + 6 and time.monotonic() < deadline and worker.is_alive():
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+
+    assert report.published and failures == []
+    versions = []
+    for answer, snapshots in records:
+        assert len({s.folder for s in snapshots}) == 1  # one index for the whole answer
+        chunks = {(c.school, c.section, c.text) for c in snapshots[0].retriever.stored.chunks}
+        assert all((c.school, c.section, c.text) in chunks for c in answer.citations)
+        versions.append(snapshots[0].folder.name)
+    assert versions[0] != versions[-1] and versions[-1] == report.version  # both versions answered
+    chiltern = [(a, s[0].folder.name) for a, s in records if a.school == "chiltern"]
+    for answer, version in chiltern:
+        quoted = " ".join(c.text for c in answer.citations)
+        assert (NEW in quoted) == (version == report.version) or (OLD not in quoted and NEW not in quoted)
+
+
+def test_a_corrupt_file_fails_the_build_by_name_and_the_old_index_keeps_answering(site, embedder):
+    index_dir = site / "data" / "index"
+    answerer = _answerer(site, embedder)
+    before = publish.current_version(index_dir)
+    broken = site / "policies" / "kingsmead" / "staff-handbook.pdf"
+    broken.write_bytes(b"%PDF-1.7\nthis is not really a PDF")
+    _reword(site / "policies")
+
+    with pytest.raises(PolicyBotError) as error:
+        publish.publish(site / "policies", index_dir, embedder, progress=False)
+    assert str(broken) in str(error.value)
+    assert publish.current_version(index_dir) == before
+    assert not list((index_dir / publish.VERSIONS).glob(".building-*"))
+    answerer.index.reload()
+    assert OLD in " ".join(c.text for c in _ask(answerer).citations)
+
+    result = CliRunner().invoke(
+        __import__("bot.cli", fromlist=["main"]).main, ["--policies", str(site / "policies"), "--data", str(site / "data"), "index"]
+    )
+    assert result.exit_code == 1 and "staff-handbook.pdf" in result.output
+
+
+def test_rollback_restores_the_previous_version_and_old_versions_are_pruned(site, embedder):
+    index_dir = site / "data" / "index"
+    first = publish.current_version(index_dir)
+    answerer = _answerer(site, embedder)
+    _reword(site / "policies")
+    second = publish.publish(site / "policies", index_dir, embedder, progress=False, keep=2)
+    answerer.index.reload()
+    assert NEW in " ".join(c.text for c in _ask(answerer).citations)
+
+    result = CliRunner().invoke(
+        __import__("bot.cli", fromlist=["main"]).main, ["--policies", str(site / "policies"), "--data", str(site / "data"), "index", "--rollback"]
+    )
+    assert result.exit_code == 0, result.output
+    assert publish.current_version(index_dir) == first
+    assert answerer.index.reload()
+    assert OLD in " ".join(c.text for c in _ask(answerer).citations)
+
+    # publishing again (the files still hold the new wording) and keeping 2 versions drops the oldest
+    publish.point_to(index_dir, index_dir / publish.VERSIONS / second.version)
+    path = site / "policies" / "chiltern" / "social-media.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace(NEW, "below the age of twenty"), encoding="utf-8")
+    third = publish.publish(site / "policies", index_dir, embedder, progress=False, keep=2)
+    assert [v.name for v in publish.versions(index_dir)] == [second.version, third.version]
+
+
+def test_a_file_without_catalogue_entry_is_indexed_and_needs_metadata(site, embedder):
+    extra = site / "policies" / "mill-lane" / "mobile-phones.md"
+    extra.write_text(
+        "# Mobile Phone Policy\n\nDate approved: 12 March 2025\nNext review date: March 2026\n\n"
+        "1 Use of phones\n\n1.1 Staff must keep personal mobile phones in a locked locker during lessons.\n",
+        encoding="utf-8",
+    )
+    report = publish.publish(site / "policies", site / "data" / "index", embedder, progress=False)
+    assert report.needs_metadata == ("mill-lane/mobile-phones.md",)
+    assert [(p.school, p.policy, p.title) for p in report.added] == [("mill-lane", "mobile-phones", "Mobile Phone Policy")]
+    (meta,) = publish.read_metadata(publish.current_version(site / "data" / "index"))
+    assert meta["approved"] == "12 March 2025" and meta["next_review"] == "March 2026"
+    answer = _ask(_answerer(site, embedder), "mill-lane", "where do I keep my phone during lessons?")
+    assert any(c.policy == "mobile-phones" and c.section == "1.1" for c in answer.citations)
+
+    status = CliRunner().invoke(
+        __import__("bot.cli", fromlist=["main"]).main, ["--policies", str(site / "policies"), "--data", str(site / "data"), "status"]
+    )
+    assert status.exit_code == 0 and "NEEDS METADATA" in status.output and "mobile-phones.md" in status.output
+
+
+def test_a_plain_index_folder_still_serves(bundled_index, embedder):
+    assert store.resolve_current(bundled_index) == bundled_index
+    assert LiveIndex(bundled_index, embedder).current().manifest.documents

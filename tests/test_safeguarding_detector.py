@@ -1,0 +1,159 @@
+"""The safeguarding gate with the real bundled model: the dev set, the held-out set, long text, the YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.answer import Answerer, Assessment, Question
+from bot.safeguarding import DATA, SafeguardingDataError, SafeguardingDetector, load_rules, windows
+from index.catalogue import load_catalogue
+from index.embed import Embedder
+from index.live import LiveIndex
+from tests.conftest import POLICIES, ROOT, SHARED_EVAL, TODAY
+
+pytestmark = pytest.mark.model
+
+DEV = SHARED_EVAL / "dev-safeguarding.yaml"
+HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
+
+
+@pytest.fixture(scope="module")
+def detector(embedder):
+    return SafeguardingDetector(embedder)
+
+
+def score(detector, path: Path) -> dict:
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+    wrong = [c["q"] for c in cases["escalate"]
+             if (a := detector.assess(c["q"])).route != c["route"] or not a.escalate]
+    false_alarms = [c["q"] for c in cases["no_escalate"] if detector.assess(c["q"]).escalate]
+    return {"escalate": len(cases["escalate"]), "missed_or_misrouted": wrong,
+            "no_escalate": len(cases["no_escalate"]), "false_alarms": false_alarms}
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="shared dev set not present")
+def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(detector):
+    figures = score(detector, DEV)
+    print(f"dev: {figures['escalate'] - len(figures['missed_or_misrouted'])}/{figures['escalate']} escalated on the right route,"
+          f" {len(figures['false_alarms'])}/{figures['no_escalate']} false alarms")
+    assert figures["missed_or_misrouted"] == []
+    assert len(figures["false_alarms"]) <= 2
+
+
+def test_held_out_set_generalises(detector):
+    """Written independently; never tuned to. A floor that a broken method would fall through."""
+    figures = score(detector, HOLDOUT)
+    caught = figures["escalate"] - len(figures["missed_or_misrouted"])
+    print(f"held-out: {caught}/{figures['escalate']} escalated on the right route,"
+          f" {len(figures['false_alarms'])}/{figures['no_escalate']} false alarms")
+    assert caught / figures["escalate"] >= 0.8
+    assert len(figures["false_alarms"]) <= 2
+
+
+def test_every_category_carries_a_reason(detector):
+    assessment = detector.assess("Hypothetically, if a Year 10 told me his stepdad hits him with a belt, what should I do?")
+    assert assessment.escalate and assessment.route == "dsl"
+    assert "physical-abuse" in assessment.categories
+    assert len(assessment.reasons) == len(assessment.categories)
+    assert all(r.startswith(("matched example:", "specific child and terms:")) for r in assessment.reasons)
+
+
+def test_allegation_about_the_headteacher_is_marked_about_head(detector):
+    about_head = detector.assess("The headteacher pushed a Year 4 boy against the wall and told him to keep it secret")
+    about_teacher = detector.assess("A PE teacher keeps texting one Year 11 girl at night and drives her home")
+    assert (about_head.route, about_head.about_head) == ("staff-allegation", True)
+    assert (about_teacher.route, about_teacher.about_head) == ("staff-allegation", False)
+
+
+def test_ordinary_policy_questions_do_not_fire(detector):
+    for text in ("What does the policy say about reporting abuse online?", "Which PSHE unit covers self-harm?"):
+        assert detector.assess(text) == Assessment(escalate=False)
+
+
+def test_very_long_message_is_assessed_in_windows(detector):
+    filler = "The Year 8 trip to the museum leaves at nine and the coach returns at four. " * 520  # ~40,000 characters
+    assert len(filler) > 39_000
+    assert detector.assess(filler).escalate is False
+    half = len(filler) // 2
+    buried = filler[:half] + " A Year 8 girl told me her stepdad hits her when her mum is at work. " + filler[half:]
+    assessment = detector.assess(buried)
+    assert assessment.escalate and assessment.route == "dsl"
+    assert len(windows(buried)) > 90
+    assert detector.assess("") == Assessment(escalate=False)
+    assert detector.assess("x" * 50_000).escalate is False  # one unbroken 'word': cut, never a crash
+
+
+class CountingEmbedder(Embedder):
+    """The real model, counting how many texts it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.texts = inner, inner.name, 0
+
+    def embed(self, texts):
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_example_embeddings_are_computed_once_per_detector(embedder):
+    counting = CountingEmbedder(embedder)
+    detector = SafeguardingDetector(counting)
+    detector.assess("A Year 9 told me her uncle touches her")
+    after_first = counting.texts
+    detector.assess("A Year 7 has bruises on his arms")
+    assert counting.texts == after_first + 1  # only the new message
+
+
+def test_a_dsl_can_add_a_category_in_yaml(embedder, tmp_path):
+    raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    raw["categories"]["private-fostering"] = {
+        "route": "dsl",
+        "examples": ["a pupil has been living with a family friend for months while mum is abroad"],
+        "terms": [r"\b(living with (a )?(family friend|neighbour|friend's family))\b"],
+    }
+    path = tmp_path / "safeguarding.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    detector = SafeguardingDetector(embedder, load_rules(path))
+    assessment = detector.assess("My tutee has been living with a family friend since October; his mum went back to Poland")
+    assert assessment.escalate and "private-fostering" in assessment.categories
+
+
+def test_a_broken_pattern_names_the_entry_to_fix(tmp_path):
+    raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    raw["categories"]["neglect"]["terms"] = ["(unclosed"]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(SafeguardingDataError, match="neglect.*not a valid regular expression"):
+        load_rules(path)
+
+
+def test_answerer_escalates_with_guidance_and_the_reporting_clause(bundled_index, embedder, detector):
+    answerer = Answerer(load_catalogue(POLICIES), LiveIndex(bundled_index, embedder), today=lambda: TODAY, safeguarding=detector)
+    school = sorted(answerer.catalogue.schools)[0]
+    answer = answerer.answer(Question(text="A Year 8 girl says she's going abroad this summer for a cutting ceremony", school=school))
+    data = answer.to_json()
+    assert (data["escalate"], data["route"]) == (True, "dsl")
+    assert "fgm" in data["categories"]
+    assert "report it to the police" in answer.answer and "do not promise" in answer.answer.lower()
+    assert "Never view, copy, forward" not in answer.answer  # image guidance only where images are involved
+    assert answer.citations  # the school's own reporting clause
+    ordinary = answerer.answer(Question(text="Which PSHE unit covers self-harm?", school=school)).to_json()
+    assert (ordinary["escalate"], ordinary["route"], ordinary["categories"]) == (False, None, [])
+
+
+def test_guidance_has_the_category_lines_only_where_relevant():
+    from bot.guidance import staff_guidance
+
+    images = staff_guidance(Assessment(True, "dsl", ("nudes-sharing",), ("terms: pics",)))
+    fgm = staff_guidance(Assessment(True, "dsl", ("fgm",), ("terms: become a woman",)))
+    danger = staff_guidance(Assessment(True, "dsl", ("immediate-danger",), ("terms: drunk",)))
+    head = staff_guidance(Assessment(True, "staff-allegation", ("staff-allegation",), ("terms: the head, grab",), about_head=True))
+    for text in (images, fgm, danger):
+        assert "Do not promise to keep it secret" in text and "child's own words, the time and the place" in text
+        assert "Do not investigate" in text and "Report it to the DSL now" in text
+    assert "Never view, copy, forward, save, screenshot or delete" in images and "Never view" not in fgm
+    assert "report it to the police" in fgm and "police" not in images
+    assert "call 999" in danger and "999" not in images
+    assert "chair of governors" in head and "Designated Safeguarding Lead" not in head
