@@ -209,3 +209,7 @@ def status(ctx):
             click.echo(f"  - {extra['title']} ({extra['policy']}): {counts.get((school_id, extra['policy']), 0)} clauses, {dates}  NEEDS METADATA: add {extra['file']} to catalogue.yaml")
 from bot.cli_serve import serve; main.add_command(serve)  # noqa: E402,E702
 from bot.cli_escalations import escalations; main.add_command(escalations)  # noqa: E402,E702
+
+
+if __name__ == "__main__":
+    main()

@@ -90,12 +90,26 @@ def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+def _start_watcher(runtime) -> None:
+    import threading
+
+    from index.watch import watch_policies
+
+    def report(change_report) -> None:
+        runtime.index.reload()
+        log.info("policies changed; index rebuilt: %s", "changes published" if change_report.has_changes else "no changes")
+
+    threading.Thread(target=watch_policies, args=(runtime, report), kwargs={"on_error": lambda exc: log.error("reindex failed: %s", exc)},
+                     name="policy-watcher", daemon=True).start()
+
+
 @click.command()
 @click.option("--http", "use_http", is_flag=True, help="Serve the Events API over HTTP at /slack/events instead of Socket Mode.")
 @click.option("--port", type=int, default=3000, show_default=True, envvar="PORT", help="HTTP port (0 picks a free one).")
 @click.option("--host", default="0.0.0.0", show_default=True, help="HTTP address to listen on.")
+@click.option("--watch", is_flag=True, help="Rebuild the index when files in the policies folder change.")
 @click.pass_context
-def serve(ctx, use_http, port, host):
+def serve(ctx, use_http, port, host, watch):
     """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, or --http)."""
     from bot.cli import _runtime
     from bot.slack_app import create_app, make_client
@@ -114,10 +128,14 @@ def serve(ctx, use_http, port, host):
         click.echo("Built the index from the policies folder.")
     runtime.index.current()  # load the index and warm the model before the first question
     runtime.embedder.embed(["warm up"])
+    runtime.answerer.assess("warm up")  # the safeguarding gate embeds its examples on first use
 
     client = make_client(settings)
     escalations, deliverer = escalation_parts(settings, client)
-    app = create_app(settings, runtime.answerer, client, escalations, deliverer)
+    app = create_app(settings, runtime.answerer, client, escalations, deliverer,
+                     reindex=lambda: runtime.build_index(progress=False).summary())
+    if watch:
+        _start_watcher(runtime)
     if deliverer is not None:
         deliverer.start()
     try:

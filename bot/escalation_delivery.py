@@ -97,11 +97,17 @@ def target_channel(record: Escalation, settings: Settings) -> tuple[str | None, 
     """The channel an escalation goes to, or (None, what to configure)."""
     routes = settings.routes(record.school)
     if record.route == "staff-allegation":
-        if record.about_head:
+        if about_head(record, settings):
             return routes.chair_channel, f"no chair_channel configured for school {record.school!r} (allegation about the headteacher)"
         return routes.head_channel, f"no head_channel configured for school {record.school!r}"
     return (routes.dsl_channel or settings.escalation.dsl_channel,
             f"no dsl_channel configured for school {record.school!r} nor escalation.dsl_channel")
+
+
+def about_head(record: Escalation, settings: Settings) -> bool:
+    """About the headteacher: as assessed, or the message @-mentions one of the school's head_user_ids."""
+    heads = settings.routes(record.school).head_user_ids
+    return record.about_head or any(f"<@{user}" in record.text for user in heads)
 
 
 def _mrkdwn_escape(text: str) -> str:
@@ -277,6 +283,7 @@ class Deliverer:
                 self.store.mark_delivered(record.id, channel, found, detail="found in channel history")
                 log.info("escalation id=%s already in channel %s; not posted again", record.id, channel)
                 return
+        self._check_audience(record, channel)
         if not self.store.claim(record.id, channel):
             return  # delivered or closed meanwhile
         text, blocks = build_alert(self.store.get(record.id))
@@ -294,6 +301,23 @@ class Deliverer:
             raise error from None
         self.store.mark_delivered(record.id, channel, response.get("ts") or "")
         log.info("escalation delivered id=%s route=%s channel=%s", record.id, record.route, channel)
+
+    def _check_audience(self, record: Escalation, channel: str) -> None:
+        """An allegation about the head must not go where the head reads it: check the channel's members."""
+        heads = set(self.settings.routes(record.school).head_user_ids)
+        if record.route != "staff-allegation" or not heads or not about_head(record, self.settings):
+            return
+        cursor = None
+        for _ in range(20):
+            try:
+                response = self.client.conversations_members(channel=channel, limit=1000, cursor=cursor)
+            except Exception as exc:
+                raise classify(exc) from None
+            if heads & set(response.get("members") or []):
+                raise DeliveryError(f"chair_channel {channel} includes the headteacher; use a channel they are not in", False)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
 
     def _find_posted(self, escalation_id: str, channel: str, since: str | None) -> str | None:
         """The ts of an alert for this escalation already in the channel, if any."""
@@ -342,11 +366,12 @@ class Deliverer:
             fallback = routes.fallback_channel
             if not fallback or fallback == record.delivered_channel:
                 continue
-            if record.about_head and fallback == routes.head_channel:
+            if about_head(record, self.settings) and fallback == routes.head_channel:
                 log.error("escalation id=%s: fallback channel is the head's channel; not re-sent there", record.id)
                 continue
             text, blocks = build_alert(record, resent=True)
             try:
+                self._check_audience(record, fallback)
                 response = self.client.chat_postMessage(
                     channel=fallback, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
                     metadata={"event_type": METADATA_EVENT, "event_payload": {"escalation_id": record.id, "fallback": True}})

@@ -269,21 +269,14 @@ class SlackAdapter:
         return "\n".join(lines)
 
     def _reindex(self) -> str:
-        from index import build
+        """The same incremental, validated, atomic publish as `policybot index`."""
+        from index import publish
 
         index = self.answerer.index
         with self._reindex_lock:
-            try:
-                before = {(d.school, d.policy): d.sha256 for d in index.current().manifest.documents}
-            except PolicyBotError:
-                before = {}
-            manifest = build.build(self.settings.policies_dir, index.folder, index.embedder)
+            report = publish.publish(self.settings.policies_dir, index.folder, index.embedder, progress=False)
             index.reload()
-        after = {(d.school, d.policy): d.sha256 for d in manifest.documents}
-        changes = [f"added {s}/{p}" for (s, p) in after.keys() - before.keys()]
-        changes += [f"removed {s}/{p}" for (s, p) in before.keys() - after.keys()]
-        changes += [f"changed {s}/{p}" for k in after.keys() & before.keys() if after[k] != before[k] for (s, p) in [k]]
-        return say.reindexed(sorted(changes), sum(d.chunks for d in manifest.documents), len(manifest.documents))
+        return report.summary()
 
 
 def create_app(settings: Settings, answerer, client: WebClient | None = None, escalations=None, deliverer=None, *,

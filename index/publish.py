@@ -277,7 +277,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         dimension = embedder.dimension
         vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, dimension), np.float32)
         if vectors.shape[1] != dimension:
-            raise PublishError(f"Vectors have dimension {vectors.shape[1]} but the model gives {dimension}; run `policybot index --force`.")
+            raise PublishError(f"Vectors have dimension {vectors.shape[1]} but the model gives {dimension}; delete {index_dir / VERSIONS} and run `policybot index` to rebuild from scratch.")
         manifest = store.Manifest(model=embedder.name, dimension=dimension, documents=tuple(entries))
 
         version_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]

@@ -283,3 +283,25 @@ def test_no_message_text_in_logs(tmp_path, slack_api, client, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
     assert record.id in logged
     assert "stepdad" not in logged and "Year 9" not in logged
+
+
+def test_never_posted_where_the_head_it_is_about_would_read_it(tmp_path):
+    from tests.slack_api_server import SlackAPIServer
+
+    class WithMembers(SlackAPIServer):
+        members = {"CCHAIR": ["UCHAIR", "UHEAD"], "CGOV": ["UCHAIR"]}
+
+        def _api_conversations_members(self, body):
+            return {"ok": True, "members": self.members.get(body.get("channel"), []), "response_metadata": {"next_cursor": ""}}
+
+    with WithMembers() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.base_url, retry_handlers=[])
+        store = EscalationStore(tmp_path / "db.sqlite3")
+        # not assessed as about the head, but it @-mentions the school's head: still the chair's route
+        record, _ = store.record(request("k1", route="staff-allegation", text="<@UHEAD> grabbed a Year 3 by the arm"))
+        stuck = Deliverer(store, client, settings(head_user_ids=("UHEAD",)), FAST).deliver(record.id)
+        assert stuck.status == "failed_permanent" and "includes the headteacher" in stuck.last_error
+        assert slack.calls("chat.postMessage") == []
+        fixed = Deliverer(store, client, settings(head_user_ids=("UHEAD",), chair_channel="CGOV"), FAST)
+        fixed.sweep(include_permanent=True)
+        assert [c.body["channel"] for c in slack.calls("chat.postMessage")] == ["CGOV"]

@@ -236,3 +236,30 @@ def test_a_file_without_catalogue_entry_is_indexed_and_needs_metadata(site, embe
 def test_a_plain_index_folder_still_serves(bundled_index, embedder):
     assert store.resolve_current(bundled_index) == bundled_index
     assert LiveIndex(bundled_index, embedder).current().manifest.documents
+
+
+def test_watch_rebuilds_once_per_burst_of_changes_and_ignores_temp_files(tmp_path):
+    from types import SimpleNamespace
+
+    from index.watch import watch_policies
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    builds, reports, stop = [], [], threading.Event()
+    runtime = SimpleNamespace(settings=SimpleNamespace(policies_dir=policies),
+                              build_index=lambda progress=None: builds.append(progress) or f"report {len(builds)}")
+    watcher = threading.Thread(target=watch_policies, args=(runtime, reports.append),
+                               kwargs={"stop_event": stop, "debounce_ms": 300}, daemon=True)
+    watcher.start()
+    time.sleep(0.5)
+    (policies / "~$lock.docx").write_text("x")  # Word's lock file: ignored
+    time.sleep(1.0)
+    assert reports == []
+    for name in ("a.txt", "b.txt"):
+        (policies / name).write_text("1.1 Staff must be kind.\n")
+    deadline = time.monotonic() + 10
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    watcher.join(timeout=10)
+    assert reports == ["report 1"] and builds == [False]
