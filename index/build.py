@@ -83,19 +83,6 @@ def _renumber(chunks: list[Chunk], offset: int) -> list[Chunk]:
     return [replace(chunk, ordinal=offset + i) for i, chunk in enumerate(chunks)]
 
 
-def is_stale(manifest: store.Manifest, policies_dir: Path, catalogue: Catalogue, model: str) -> bool:
-    """True when the policies on disk or the model differ from what the index was built from."""
-    if manifest.model != model:
-        return True
-    built = {(d.school, d.policy): d.sha256 for d in manifest.documents}
-    current = {}
-    for source in sources(policies_dir, catalogue):
-        if not source.path.is_file():
-            return True
-        current[(source.school, source.policy)] = hashlib.sha256(source.path.read_bytes()).hexdigest()
-    return built != current
-
-
 @dataclass(frozen=True)
 class Found:
     """Every policy file to index: the catalogue's, then files in a school's folder without an entry."""
