@@ -15,6 +15,7 @@ from typing import Protocol
 from dataclasses import asdict, dataclass, field
 
 from bot import messages
+from bot.coverage import Coverage, other_policy_named
 from index.catalogue import Catalogue, UnknownSchool
 from index.chunk import passages
 from index.errors import PolicyBotError
@@ -99,20 +100,6 @@ class SafeguardingGate(Protocol):
     def guidance(self, assessment: Assessment) -> str: ...
 
 
-@dataclass(frozen=True)
-class Coverage:
-    """When the best clause counts as the policy answering the question.
-
-    A strong match always counts. A middling one counts unless the question's own
-    subject is missing from the policy (most of its words, and their synonyms,
-    appear nowhere in it: "overtime", "funeral", "uniform"). Weak matches never count.
-    """
-
-    min_score: float = 0.30
-    strong_score: float = 0.60
-    max_unknown_share: float = 0.40
-
-
 def check_question(text: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -155,14 +142,20 @@ class Answerer:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
         hits = snapshot.retriever.search(text, question.school, k=CANDIDATES)
         citations = tuple(self._citation(hit) for hit in hits)
-        covered = bool(hits) and self._covers(hits[0], snapshot.retriever.unknown_share(text, question.school))
+        retriever = snapshot.retriever
+        titles = [p.title for p in school.policies]
+        other_policy = other_policy_named(text, titles, retriever.synonyms)
+        covered = (
+            bool(hits)
+            and other_policy is None
+            and self.coverage.covers(hits[0].score, retriever.unknown_share(text, question.school))
+        )
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
         else:
             quoted = 0
-            titles = [p.title for p in school.policies]
-            body = messages.not_covered(school.name, titles, school.ask)
+            body = messages.not_covered(school.name, titles, school.ask, other_policy)
         warnings = self._warnings(question.school, citations[:quoted] if covered else (), school.ask)
         if warnings:
             body = body + "\n\n" + "\n".join(warnings)
@@ -202,12 +195,6 @@ class Answerer:
             citations=citations, quoted=len(citations), ask=school.ask, question_id=question.question_id,
             escalate=True, route=assessment.route, categories=assessment.categories,
         )
-
-    def _covers(self, best: Hit, unknown_share: float) -> bool:
-        c = self.coverage
-        if best.score >= c.strong_score:
-            return True
-        return best.score >= c.min_score and unknown_share < c.max_unknown_share
 
     @staticmethod
     def _quoted(hits: list[Hit]) -> int:

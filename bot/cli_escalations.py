@@ -7,14 +7,15 @@ terminal (show, export) and nothing to the logs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 
 import click
 
-EXPORT_FIELDS = ("id", "raised_at", "school", "route", "categories", "reasons", "about_head", "raised_by", "channel",
-                 "message_ts", "permalink", "text", "status", "attempts", "last_error", "delivered_channel", "delivered_ts",
-                 "acknowledged_by", "acknowledged_at", "closed_by", "closed_at", "resent_to_fallback_at")
+from bot.escalation_store import STATUSES, Escalation
+
+EXPORT_FIELDS = tuple(field.name for field in dataclasses.fields(Escalation))  # every field, as in the JSON lines
 
 
 def _store(ctx: click.Context):
@@ -29,9 +30,9 @@ def escalations():
 
 
 @escalations.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "delivered", "acknowledged", "closed", "failed_permanent"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--school")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.pass_context
 def list_command(ctx, status, school, limit):
     """One line per escalation, newest first (no message text)."""
@@ -62,7 +63,7 @@ def show(ctx, escalation_id):
 
 @escalations.command()
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("--status")
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--school")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="File to write (default: stdout).")
 @click.pass_context
@@ -82,7 +83,7 @@ def export(ctx, fmt, status, school, output):
 
 
 @escalations.command()
-@click.option("--days", type=int, help="Keep this many days (default: escalation.retention_days).")
+@click.option("--days", type=click.IntRange(min=0), help="Keep this many days (default: escalation.retention_days).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def purge(ctx, days, yes):

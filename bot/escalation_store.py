@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import sqlite_db
 from index.errors import PolicyBotError
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, DELIVERED, ACKNOWLEDGED, CLOSED, FAILED = (
     "pending", "sending", "delivered", "acknowledged", "closed", "failed_permanent")
 OPEN = (PENDING, SENDING, FAILED)  # not yet in the recipient's channel
+STATUSES = (PENDING, SENDING, DELIVERED, ACKNOWLEDGED, CLOSED, FAILED)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS escalations (
@@ -157,13 +159,7 @@ class EscalationStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._now = now
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise PolicyBotError(f"Could not put {self.path} in WAL mode (got {mode}); keep the database on a local disk.")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = sqlite_db.connect(self.path, synchronous="FULL", row_factory=sqlite3.Row)
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -258,6 +254,9 @@ class EscalationStore:
 
     def purge(self, retention_days: int) -> int:
         """Delete closed escalations (and their audit) raised more than `retention_days` ago; open ones are kept."""
+        if retention_days < 0:
+            raise PolicyBotError(f"Retention of {retention_days} days would delete today's records; "
+                                 "set escalation.retention_days to 0 or more.")
         cutoff = _iso(self._now() - dt.timedelta(days=retention_days))
         with self._lock, self._transaction():
             ids = [r[0] for r in self._db.execute("SELECT id FROM escalations WHERE status=? AND raised_at < ?", (CLOSED, cutoff))]
@@ -274,8 +273,8 @@ class EscalationStore:
     def get(self, escalation_id: str) -> Escalation:
         """One record by id or unique id prefix (at least 6 characters)."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM escalations WHERE id = ? OR (length(?) >= 6 AND id LIKE ? || '%') LIMIT 2",
-                                    (escalation_id, escalation_id, escalation_id)).fetchall()
+            rows = self._db.execute("SELECT * FROM escalations WHERE id = ? OR (length(?) >= 6 AND substr(id, 1, length(?)) = ?)"
+                                    " LIMIT 2", (escalation_id, escalation_id, escalation_id, escalation_id)).fetchall()
         if len(rows) != 1:
             raise EscalationNotFound(f"No single escalation with id {escalation_id!r}; run `policybot escalations list` for ids.")
         return _escalation(rows[0])

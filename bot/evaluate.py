@@ -25,6 +25,7 @@ def squash(text: str) -> str:
 class EvalReport:
     answerable: int = 0
     hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0, 5: 0})
+    answered_hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0, 5: 0})  # and not refused
     unanswerable: int = 0
     unanswerable_ok: int = 0
     answerable_refused: int = 0
@@ -38,6 +39,9 @@ class EvalReport:
             "hit@1": round(self.hits[1] / n, 4),
             "hit@3": round(self.hits[3] / n, 4),
             "hit@5": round(self.hits[5] / n, 4),
+            # stricter: a refused answerable question counts as a miss even when its nearest clause was right
+            "answered_hit@1": round(self.answered_hits[1] / n, 4),
+            "answered_hit@3": round(self.answered_hits[3] / n, 4),
             "unanswerable_handled": f"{self.unanswerable_ok}/{self.unanswerable}",
             "answerable_refused": self.answerable_refused,
             "citations_from_other_schools": self.foreign_citations,
@@ -72,6 +76,7 @@ def evaluate(answerer: Answerer, rows: list[dict]) -> EvalReport:
             report.answerable_refused += 1
         for k in report.hits:
             report.hits[k] += rank is not None and rank < k
+            report.answered_hits[k] += answer.answered and rank is not None and rank < k
         if rank is None or rank > 0:
             report.misses.append({"school": row["school"], "q": row["q"], "problem": f"gold at rank {rank}"})
     return report

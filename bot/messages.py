@@ -24,8 +24,13 @@ def covered_intro(school_name: str, title: str) -> str:
     return f"Here is what {school_name}'s {title} says:"
 
 
-def not_covered(school_name: str, titles: list[str], ask: str) -> str:
+def not_covered(school_name: str, titles: list[str], ask: str, other_policy: str | None = None) -> str:
     which = " or ".join(titles) if titles else "policies"
+    if other_policy:
+        return (
+            f"I don't have {school_name}'s {other_policy} policy: I can only answer from its {which}. "
+            f"Please ask {ask}."
+        )
     return (
         f"{school_name}'s {which} does not cover this, so I can't answer it from policy. "
         f"Please ask {ask}."

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from bot import sqlite_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS slack_handled_events (
@@ -43,9 +44,7 @@ class SlackState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.owner = uuid.uuid4().hex  # this process; a pending claim from another owner was left by a dead process
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = sqlite_db.connect(self.path, synchronous="NORMAL")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -71,3 +71,16 @@ def test_uncovered_question_says_so_and_names_who_to_ask(answerer):
     assert not answer.answered
     assert "does not cover this" in answer.answer
     assert "Senior Leadership Team" in answer.answer
+
+
+def test_question_naming_a_policy_the_school_has_not_loaded_is_not_answered_from_another(answerer):
+    answer = answerer.answer(Question(text="What does the uniform policy say about trainers?", school="pennine-way"))
+    assert not answer.answered
+    assert "uniform policy" in answer.answer and "Social Media Policy" in answer.answer
+    assert "Senior Leadership Team" in answer.answer
+
+
+def test_naming_the_loaded_policy_in_other_words_still_answers(answerer):
+    answer = answerer.answer(Question(text="Does the social networking policy cover agency workers?", school="mill-lane"))
+    assert answer.answered
+    assert squash("fixed-term employees and agency workers") in squash(answer.citations[0].text)

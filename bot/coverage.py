@@ -1,0 +1,70 @@
+"""Deciding whether a school's policies answer a question at all.
+
+Saying "the policy does not cover this" when it does sends staff elsewhere;
+answering when it does not invents policy. Three signals decide:
+
+- the best clause's score: a strong match always counts, a weak one never does;
+- for a middling match, whether the question's own subject is missing from the
+  policy (most of its content words, and their synonyms, appear nowhere in it:
+  "overtime", "funeral");
+- whether the question names a policy the school has not loaded ("what is the
+  uniform policy?" asked of a school that has only its social media policy).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from index.lexical import STOPWORDS, Synonyms, tokens, words
+
+# "the uniform policy", "our whistleblowing policy", "the school's e-safety policies"
+NAMED_POLICY = re.compile(r"\b(?:the|our|your|this|that|a|an)\s+((?:[a-z][\w'/-]*\s+){1,4}?)polic(?:y|ies)\b")
+DETERMINERS = frozenset("the our your this that a an".split())
+# words that do not name a policy: "the school's new policy" names none
+NOT_A_NAME = frozenset("school school's schools trust trust's staff current new latest official own whole full".split())
+
+
+@dataclass(frozen=True)
+class Coverage:
+    min_score: float = 0.30
+    strong_score: float = 0.52
+    max_unknown_share: float = 0.40
+
+    def covers(self, best_score: float, unknown_share: float) -> bool:
+        if best_score >= self.strong_score:
+            return True
+        return best_score >= self.min_score and unknown_share < self.max_unknown_share
+
+
+def other_policy_named(question: str, titles: Iterable[str], synonyms: Synonyms) -> str | None:
+    """The name of a policy the question asks about that is none of `titles`, if it names one.
+
+    A name matches a title when they share a content word or a synonym group
+    ("e-safety policy" and "Online Safety Policy" do not; "social networking
+    policy" and "Social Media Policy" do).
+    """
+    known = set(tokens(" ".join(titles)))
+    for group in synonyms.stemmed_groups():
+        if group & known:
+            known |= group
+    text = " ".join(words(question.replace("’", "'")))
+    for match in NAMED_POLICY.finditer(text):
+        name = _name_before_policy(match.group(1).split())
+        named = set(tokens(" ".join(name)))
+        if named and not named & known:
+            return " ".join(name)
+    return None
+
+
+def _name_before_policy(candidate: list[str]) -> list[str]:
+    """The words naming the policy: those after the last determiner, when none is a function word.
+
+    "a breach of the policy" and "a colleague is breaking the policy" name no policy.
+    """
+    last = max((i for i, w in enumerate(candidate) if w in DETERMINERS), default=-1)
+    name = candidate[last + 1 :]
+    if any(w in STOPWORDS for w in name if w not in NOT_A_NAME):
+        return []
+    return [w for w in name if w not in NOT_A_NAME]
