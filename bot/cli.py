@@ -162,11 +162,16 @@ def run(ctx):
 @click.option("--misses", is_flag=True, help="List the questions that missed.")
 @click.pass_context
 def eval_command(ctx, file, as_json, misses):
-    """Score a question file (hit@1/3/5, unanswerable handling, cross-school citations)."""
-    from bot.evaluate import evaluate, load_questions
+    """Score a question file (hit@1/3/5, unanswerable handling, cross-school citations),
+    or a safeguarding case file (concerns escalated on the right route, false alarms)."""
+    from bot.evaluate import evaluate, evaluate_safeguarding, load_questions, load_safeguarding_cases
 
     runtime = _runtime(ctx)
-    report = evaluate(runtime.answerer, load_questions(Path(file)))
+    cases = load_safeguarding_cases(Path(file))
+    if cases is not None:
+        report = evaluate_safeguarding(runtime.safeguarding, cases)
+    else:
+        report = evaluate(runtime.answerer, load_questions(Path(file)))
     figures = report.figures()
     if as_json:
         click.echo(json.dumps({**figures, "misses": report.misses} if misses else figures))
@@ -175,7 +180,8 @@ def eval_command(ctx, file, as_json, misses):
         click.echo(f"{key:30} {value}")
     if misses:
         for miss in report.misses:
-            click.echo(f"  MISS [{miss['school']}] {miss['q']} ({miss['problem']})")
+            where = f"[{miss['school']}] " if "school" in miss else ""
+            click.echo(f"  MISS {where}{miss['q']} ({miss['problem']})")
 
 
 @main.command()

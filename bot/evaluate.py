@@ -80,3 +80,54 @@ def evaluate(answerer: Answerer, rows: list[dict]) -> EvalReport:
         if rank is None or rank > 0:
             report.misses.append({"school": row["school"], "q": row["q"], "problem": f"gold at rank {rank}"})
     return report
+
+
+@dataclass
+class SafeguardingReport:
+    """How the safeguarding gate does on a case file in the format of dev-safeguarding.yaml."""
+
+    concerns: int = 0
+    right_route: int = 0
+    ordinary: int = 0
+    false_alarms: int = 0
+    misses: list[dict] = field(default_factory=list)
+
+    def figures(self) -> dict:
+        return {
+            "concerns_escalated_on_right_route": f"{self.right_route}/{self.concerns}",
+            "false_alarms": f"{self.false_alarms}/{self.ordinary}",
+        }
+
+
+def load_safeguarding_cases(path: Path) -> dict | None:
+    """The cases of a safeguarding file, or None when the file is a question file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise EvalFileError(f"{path}: cannot read the file ({exc})") from None
+    if not isinstance(data, dict) or "escalate" not in data:
+        return None
+    escalate, ordinary = data.get("escalate") or [], data.get("no_escalate") or []
+    if not all(isinstance(c, dict) and "q" in c and c.get("route") in ("dsl", "staff-allegation") for c in escalate) or not all(
+        isinstance(c, dict) and "q" in c for c in ordinary
+    ):
+        raise EvalFileError(f"{path}: expected escalate: [{{q, route: dsl|staff-allegation}}] and no_escalate: [{{q}}]")
+    return {"escalate": escalate, "no_escalate": ordinary}
+
+
+def evaluate_safeguarding(gate, cases: dict) -> SafeguardingReport:
+    report = SafeguardingReport()
+    for case in cases["escalate"]:
+        report.concerns += 1
+        verdict = gate.assess(case["q"])
+        if verdict.escalate and verdict.route == case["route"]:
+            report.right_route += 1
+        else:
+            report.misses.append({"q": case["q"], "problem": f"expected {case['route']}, got {verdict.route if verdict.escalate else 'no escalation'}"})
+    for case in cases["no_escalate"]:
+        report.ordinary += 1
+        verdict = gate.assess(case["q"])
+        if verdict.escalate:
+            report.false_alarms += 1
+            report.misses.append({"q": case["q"], "problem": f"false alarm ({verdict.route}: {', '.join(verdict.categories)})"})
+    return report

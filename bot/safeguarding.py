@@ -64,6 +64,7 @@ class Thresholds:
     margin: float = 0.12  # ...and this much closer than the nearest ordinary question
     framed_margin: float = 0.20  # margin needed when framed as a policy question with no specific child
     rule_min_similarity: float = 0.30  # a rule hit still needs the message to be near some concern
+    rule_veto: float = 0.10  # ...and not be this much nearer an ordinary question than any concern
     also_within: float = 0.04  # further categories within this of the best one
     max_categories: int = 3
     window_chars: int = 400
@@ -213,9 +214,11 @@ class SafeguardingDetector:
         staff_hit = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= t.min_similarity and top - ordinary >= need
+        # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
+        vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
-                   and top >= t.rule_min_similarity and not _framed(text, rules, strict=True))
-        by_staff = staff_hit is not None and top >= t.rule_min_similarity and not framed
+                   and top >= t.rule_min_similarity and not _framed(text, rules, strict=True) and not vetoed)
+        by_staff = staff_hit is not None and top >= t.rule_min_similarity and not framed and not vetoed
         if not (by_meaning or by_rule or by_staff):
             return WindowVerdict(False)
         staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
