@@ -74,11 +74,14 @@ class Answer:
     escalate: bool = False
     route: str | None = None
     categories: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # why each category was chosen, for the escalation record
+    about_head: bool = False  # a staff allegation about the headteacher: the chair of governors' route
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["citations"] = [asdict(c) for c in self.citations]
         data["categories"] = list(self.categories)
+        data["reasons"] = list(self.reasons)
         data["warnings"] = list(self.warnings)
         return data
 
@@ -194,6 +197,7 @@ class Answerer:
             question=question.text, school=question.school, school_name=school.name, answered=True, answer=body,
             citations=citations, quoted=len(citations), ask=school.ask, question_id=question.question_id,
             escalate=True, route=assessment.route, categories=assessment.categories,
+            reasons=assessment.reasons, about_head=assessment.about_head,
         )
 
     @staticmethod

@@ -6,9 +6,11 @@ terminal (show, export) and nothing to the logs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
+import os
 import sys
 
 import click
@@ -65,21 +67,46 @@ def show(ctx, escalation_id):
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--school")
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="File to write (default: stdout).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="File to write, readable by its owner only (default: stdout).")
 @click.pass_context
 def export(ctx, fmt, status, school, output):
-    """Export escalations as JSON lines or CSV (includes the staff member's words)."""
+    """Export escalations as JSON lines or CSV (includes the staff member's words).
+
+    JSON lines keep the words exactly. In CSV, a cell a spreadsheet would run as a
+    formula (starting with = + - @) gets a leading apostrophe.
+    """
     rows = _store(ctx).list(status=status, school=school)
-    if fmt == "jsonl":
+    with _private_output(output) as out:
+        if fmt == "jsonl":
+            for r in rows:
+                out.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+            return
+        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
         for r in rows:
-            output.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+            data = r.to_json()
+            data["categories"], data["reasons"] = ";".join(r.categories), json.dumps(list(r.reasons), ensure_ascii=False)
+            writer.writerow({key: _spreadsheet_safe(value) for key, value in data.items()})
+
+
+def _spreadsheet_safe(value):
+    """OWASP CSV-injection advice: text that a spreadsheet would evaluate is prefixed with an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@contextlib.contextmanager
+def _private_output(path: str):
+    """stdout for "-", otherwise the file created (or truncated) with mode 0600: it holds safeguarding text."""
+    if path == "-":
+        yield sys.stdout
         return
-    writer = csv.DictWriter(output, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        data = r.to_json()
-        data["categories"], data["reasons"] = ";".join(r.categories), json.dumps(list(r.reasons), ensure_ascii=False)
-        writer.writerow(data)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through os.open
+    with open(descriptor, "w", encoding="utf-8", newline="") as out:
+        yield out
 
 
 @escalations.command()

@@ -213,7 +213,6 @@ class SlackAdapter:
     def _record_escalation(self, inc: Incoming, answer):
         from bot.escalation_store import EscalationRequest
 
-        assessment = self.answerer.assess(inc.raw_text or inc.text)
         permalink = None
         if inc.ts:
             try:
@@ -225,8 +224,8 @@ class SlackAdapter:
             school=answer.school,
             route=answer.route,
             categories=tuple(answer.categories),
-            reasons=tuple(getattr(assessment, "reasons", ()) or ()),
-            about_head=bool(getattr(assessment, "about_head", False)),
+            reasons=tuple(answer.reasons),
+            about_head=answer.about_head,
             raised_by=inc.user,
             channel=inc.channel,
             message_ts=inc.ts,

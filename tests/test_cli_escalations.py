@@ -260,3 +260,22 @@ def test_nothing_of_the_words_reaches_the_logs(data, caplog):
     for phrase in PHRASES:
         assert phrase not in caplog.text
     assert not [r for r in caplog.records if any(phrase in str(arg) for arg in (r.args or ()) for phrase in PHRASES)]
+
+
+def test_export_file_is_private_and_csv_cells_cannot_run_as_spreadsheet_formulas(data, store, tmp_path):
+    formula = '=HYPERLINK("http://example.invalid","click") a Year 9 told me'
+    record, _ = store.record(request("a", text=formula))
+    target = tmp_path / "out.csv"
+    target.write_text("old contents")
+    target.chmod(0o644)
+
+    result = policybot(data, "export", "--format", "csv", "-o", str(target))
+
+    assert result.exit_code == 0, result.output
+    assert target.stat().st_mode & 0o777 == 0o600
+    with target.open(encoding="utf-8", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["text"] == "'" + formula
+    jsonl = policybot(data, "export")  # JSON lines keep the words exactly
+    assert json.loads(jsonl.stdout.splitlines()[0])["text"] == formula
+    assert record.id == json.loads(jsonl.stdout.splitlines()[0])["id"]
