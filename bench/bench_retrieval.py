@@ -49,7 +49,7 @@ def load_rows(paths: list[Path]) -> list[dict]:
 
 
 def run_ours(rows: list[dict], repeats: int) -> dict:
-    from index.build import build
+    from index.publish import publish
     from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
 
@@ -57,7 +57,7 @@ def run_ours(rows: list[dict], repeats: int) -> dict:
     embedder.embed(["warm up"])
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        build(ROOT / "policies", Path(tmp) / "index", embedder)
+        publish(ROOT / "policies", Path(tmp) / "index", embedder, progress=False)
         build_s = time.perf_counter() - started
         retriever = LiveIndex(Path(tmp) / "index", embedder).current().retriever
         search = lambda q, s: [h.chunk.text for h in retriever.search(q, s, k=5)]  # noqa: E731

@@ -1,23 +1,19 @@
-"""Build an index folder from a policies folder: load, clean, chunk, embed, store."""
+"""From a policies folder to chunks: find the sources, load, clean, chunk; what the embedder sees.
+
+`index.publish` embeds and stores them as a new index version.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from index.catalogue import Catalogue, load_catalogue
+from index.catalogue import Catalogue
 from index.chunk import chunk_document, passages
 from index.clean import clean
-from index.embed import Embedder
 from index.load import load_document
 from index.model import Chunk
-from index import store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,34 +49,6 @@ def embedding_texts(chunk: Chunk) -> list[str]:
     if len(parts) > 1:
         texts.extend(prefix + part for part in parts)
     return texts
-
-
-def build(policies_dir: Path, out_dir: Path, embedder: Embedder) -> store.Manifest:
-    catalogue = load_catalogue(policies_dir)
-    chunks: list[Chunk] = []
-    entries: list[store.DocumentEntry] = []
-    for source in sources(policies_dir, catalogue):
-        doc_chunks, digest = chunk_source(source)
-        offset = len(chunks)
-        chunks.extend(_renumber(doc_chunks, offset))
-        entries.append(store.DocumentEntry(source.school, source.policy, str(source.path), digest, len(doc_chunks), source.title))
-    texts: list[str] = []
-    passage_chunk: list[int] = []
-    for ordinal, chunk in enumerate(chunks):
-        for text in embedding_texts(chunk):
-            texts.append(text)
-            passage_chunk.append(ordinal)
-    vectors = embedder.embed(texts)
-    manifest = store.Manifest(model=embedder.name, dimension=int(vectors.shape[1]), documents=tuple(entries))
-    store.save(out_dir, manifest, chunks, np.asarray(passage_chunk, dtype=np.int64), vectors)
-    log.info("built index: %d documents, %d chunks, %d passages", len(entries), len(chunks), len(texts))
-    return manifest
-
-
-def _renumber(chunks: list[Chunk], offset: int) -> list[Chunk]:
-    from dataclasses import replace
-
-    return [replace(chunk, ordinal=offset + i) for i, chunk in enumerate(chunks)]
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ def embedder():
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory, embedder) -> Path:
     """The bundled policies, indexed once per session with the real model."""
-    from index.build import build
+    from index.publish import publish
 
     folder = tmp_path_factory.mktemp("index") / "index"
-    build(POLICIES, folder, embedder)
+    publish(POLICIES, folder, embedder, progress=False)  # the same path as `policybot index`
     return folder
 
 

@@ -83,7 +83,9 @@ def test_missing_index(tmp_path):
 
 
 def test_corrupt_index(data_dir):
-    (data_dir / "index" / "vectors.faiss").write_bytes(b"not a faiss index")
+    from index.store import resolve_current
+
+    (resolve_current(data_dir / "index") / "vectors.faiss").write_bytes(b"not a faiss index")
     assert_one_clear_line(run("ask", "Can I post photos?", "--school", "chiltern", data=data_dir), "corrupt", "policybot index")
 
 

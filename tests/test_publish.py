@@ -233,9 +233,12 @@ def test_a_file_without_catalogue_entry_is_indexed_and_needs_metadata(site, embe
     assert status.exit_code == 0 and "NEEDS METADATA" in status.output and "mobile-phones.md" in status.output
 
 
-def test_a_plain_index_folder_still_serves(bundled_index, embedder):
-    assert store.resolve_current(bundled_index) == bundled_index
-    assert LiveIndex(bundled_index, embedder).current().manifest.documents
+def test_a_plain_index_folder_still_serves(bundled_index, embedder, tmp_path):
+    """An index folder without versions (one version copied out on its own) is served as it is."""
+    plain = tmp_path / "plain"
+    shutil.copytree(store.resolve_current(bundled_index), plain)
+    assert store.resolve_current(plain) == plain
+    assert LiveIndex(plain, embedder).current().manifest.documents
 
 
 def test_watch_rebuilds_once_per_burst_of_changes_and_ignores_temp_files(tmp_path):
