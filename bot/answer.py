@@ -158,7 +158,11 @@ class Answerer:
             body = self._compose(school.name, citations[:quoted])
         else:
             quoted = 0
-            body = messages.not_covered(school.name, titles, school.ask, other_policy)
+            if other_policy is None and hits and hits[0].score >= self.coverage.min_score:
+                # a middling match: say plainly that it may not answer, show it, and name who to ask
+                body = messages.unsure(school.name, titles, school.ask) + "\n\n" + self._quoted_clause(citations[0])
+            else:
+                body = messages.not_covered(school.name, titles, school.ask, other_policy)
         warnings = self._warnings(question.school, citations[:quoted] if covered else (), school.ask)
         if warnings:
             body = body + "\n\n" + "\n".join(warnings)
@@ -223,13 +227,16 @@ class Answerer:
             next_review=meta.next_review.isoformat() if meta and meta.next_review else None,
         )
 
-    @staticmethod
-    def _compose(school_name: str, citations: tuple[Citation, ...]) -> str:
+    @classmethod
+    def _compose(cls, school_name: str, citations: tuple[Citation, ...]) -> str:
         lines = [messages.covered_intro(school_name, citations[0].title)]
-        for citation in citations:
-            quoted = "\n".join(f"> {line}" for line in citation.quote.split("\n"))
-            lines.append(f"{quoted}\n— {citation.label}")
+        lines.extend(cls._quoted_clause(citation) for citation in citations)
         return "\n\n".join(lines)
+
+    @staticmethod
+    def _quoted_clause(citation: Citation) -> str:
+        quoted = "\n".join(f"> {line}" for line in citation.quote.split("\n"))
+        return f"{quoted}\n— {citation.label}"
 
     def _warnings(self, school: str, citations, ask: str) -> list[str]:
         out = []

@@ -24,6 +24,14 @@ def covered_intro(school_name: str, title: str) -> str:
     return f"Here is what {school_name}'s {title} says:"
 
 
+def unsure(school_name: str, titles: list[str], ask: str) -> str:
+    which = " or ".join(titles) if titles else "policies"
+    return (
+        f"I can't find a clause in {school_name}'s {which} that clearly answers this. "
+        f"The nearest one is below; if it does not answer your question, please ask {ask}."
+    )
+
+
 def not_covered(school_name: str, titles: list[str], ask: str, other_policy: str | None = None) -> str:
     which = " or ".join(titles) if titles else "policies"
     if other_policy:
