@@ -18,6 +18,7 @@ pytestmark = pytest.mark.model
 
 DEV = SHARED_EVAL / "dev-safeguarding.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
+BLIND = ROOT / "tests" / "data" / "blind-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +44,15 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-def test_held_out_set_generalises(detector):
-    """Written independently; never tuned to. A floor that a broken method would fall through."""
-    figures = score(detector, HOLDOUT)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND], ids=lambda p: p.stem)
+def test_sets_written_apart_from_the_method_generalise(detector, path):
+    """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
+    figures = score(detector, path)
     caught = figures["escalate"] - len(figures["missed_or_misrouted"])
-    print(f"held-out: {caught}/{figures['escalate']} escalated on the right route,"
+    print(f"{path.stem}: {caught}/{figures['escalate']} escalated on the right route,"
           f" {len(figures['false_alarms'])}/{figures['no_escalate']} false alarms")
-    assert caught / figures["escalate"] >= 0.8
-    assert len(figures["false_alarms"]) <= 2
+    assert caught / figures["escalate"] >= 0.9, figures["missed_or_misrouted"]
+    assert len(figures["false_alarms"]) <= 2, figures["false_alarms"]
 
 
 def test_every_category_carries_a_reason(detector):
