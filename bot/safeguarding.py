@@ -33,6 +33,8 @@ from index.errors import PolicyBotError
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).with_name("safeguarding.yaml")
+SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}(here|speaking)\b", re.IGNORECASE)
+SPEAKER_BEFORE = re.compile(r"\b(i'?m|i am|as|as an?|i work as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
 
 
@@ -135,6 +137,12 @@ def windows(text: str, size: int = 400) -> list[str]:
     return out
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a window, when it has more than one."""
+    found = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+|\s+-\s+", text) if s.strip()]
+    return found if len(found) > 1 else []
+
+
 def normalise(text: str) -> str:
     """Spell out common school shorthand so patterns and the model see one form."""
     text = re.sub(r"\b(yr|y)\s?(\d{1,2})\b", r"Year \2", text, flags=re.IGNORECASE)
@@ -178,6 +186,9 @@ class SafeguardingDetector:
         parts = windows(normalise(text or ""), self.thresholds.window_chars)
         if not parts:
             return Assessment(escalate=False)
+        # a concern buried among other business ("...trip forms. Also, she said... And can the coach...")
+        # is judged on its own sentence too, so the rest of the message does not dilute it
+        parts = list(dict.fromkeys(parts + [s for part in parts for s in sentences(part) if len(s) >= 20]))
         vectors = self.embedder.embed(parts)
         verdicts = [self._window(part, vector) for part, vector in zip(parts, vectors)]
         raised = [v for v in verdicts if v.escalate]
@@ -253,6 +264,8 @@ class SafeguardingDetector:
                 continue
             for subject in category.subjects:
                 for m in subject.finditer(text):
+                    if SPEAKER.match(text[m.end():]) or SPEAKER_BEFORE.search(text[: m.start()]):
+                        continue  # "Supply TA here", "as a teacher": the staff member introducing themselves
                     span = text[m.end(): m.end() + 120]
                     conduct = _hits(category.terms, span)
                     if conduct:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.model
 DEV = SHARED_EVAL / "dev-safeguarding.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
 BLIND = ROOT / "tests" / "data" / "blind-safeguarding.yaml"
+BLIND2 = ROOT / "tests" / "data" / "blind2-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -159,3 +160,18 @@ def test_guidance_has_the_category_lines_only_where_relevant():
     assert "report it to the police" in fgm and "police" not in images
     assert "call 999" in danger and "999" not in images
     assert "chair of governors" in head and "Designated Safeguarding Lead" not in head
+
+
+def test_a_concern_buried_in_other_business_is_still_raised(detector):
+    message = ("Morning! Can someone send me the rota for the Christmas fair, I've lost it again. "
+               "Oh and Tyler from 5C said his dad's mate keeps taking him in the car to meet men and gives him cash. "
+               "Also is the staff meeting still in the library?")
+    assessment = detector.assess(message)
+    assert assessment.escalate and assessment.route == "dsl", assessment
+
+
+def test_a_staff_member_introducing_themselves_is_not_the_subject_of_an_allegation(detector):
+    assessment = detector.assess("Cover supervisor here. A Year 8 keeps sending me DMs on my personal Insta late at night")
+    assert assessment.escalate and assessment.route == "dsl", assessment
+    about_adult = detector.assess("A cover supervisor keeps sending a Year 8 girl DMs on his personal Insta late at night")
+    assert about_adult.escalate and about_adult.route == "staff-allegation", about_adult
