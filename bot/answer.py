@@ -15,7 +15,7 @@ from typing import Protocol
 from dataclasses import asdict, dataclass, field
 
 from bot import messages
-from bot.coverage import Coverage, other_policy_named
+from bot.coverage import Coverage, other_policy_named, without_school_name
 from index.catalogue import Catalogue, UnknownSchool
 from index.chunk import passages
 from index.errors import PolicyBotError
@@ -25,6 +25,7 @@ from index.model import Hit
 log = logging.getLogger(__name__)
 
 CANDIDATES = 5
+REPORTING_QUERY = "report a safeguarding concern about a child to the designated safeguarding lead "
 QUOTE_CHARS = 700
 
 
@@ -143,7 +144,7 @@ class Answerer:
         snapshot = self.index.current()  # one index for the whole answer
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
-        hits = snapshot.retriever.search(text, question.school, k=CANDIDATES)
+        hits = snapshot.retriever.search(without_school_name(text, school.name), question.school, k=CANDIDATES)
         citations = tuple(self._citation(hit) for hit in hits)
         retriever = snapshot.retriever
         titles = [p.title for p in school.policies]
@@ -185,21 +186,29 @@ class Answerer:
         )
 
     def _escalation_answer(self, question: Question, school, assessment: Assessment) -> Answer:
-        """Guidance for the staff member now, plus the school's clause on reporting concerns."""
-        snapshot = self.index.current()
+        """Guidance for the staff member now, the school's clause on reporting concerns, and, when the
+        message also asks a policy question the policy answers ("can I message them on Insta?"), that answer."""
+        retriever = self.index.current().retriever
         text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
-        hits = snapshot.retriever.search(
-            "report a safeguarding concern about a child to the designated safeguarding lead " + text[:300], question.school, k=1
-        )
-        citations = tuple(self._citation(hit) for hit in hits)
+        reporting = retriever.search(REPORTING_QUERY + text[:300], question.school, k=1)
+        own = retriever.search(without_school_name(text, school.name), question.school, k=CANDIDATES) if text else []
+        answers_question = bool(own) and self.coverage.covers(own[0].score, retriever.unknown_share(text, question.school)) \
+            and other_policy_named(text, [p.title for p in school.policies], retriever.synonyms) is None
         body = self.safeguarding.guidance(assessment)
-        if citations:
-            body += "\n\n" + self._compose(school.name, citations[:1])
+        if answers_question:
+            first = [own[0]] + [h for h in own[1:] if h.chunk != own[0].chunk]
+            ordered = first[:1] + [h for h in reporting if h.chunk != own[0].chunk] + first[1:]
+        else:
+            ordered = reporting + [h for h in own if not reporting or h.chunk != reporting[0].chunk]
+        citations = tuple(self._citation(hit) for hit in ordered)
+        quoted = min(len(citations), 2 if answers_question and reporting else 1)
+        if quoted:
+            body += "\n\n" + self._compose(school.name, citations[:quoted])
         log.info("escalation question_id=%s school=%s route=%s categories=%s", question.question_id, question.school,
                  assessment.route, ",".join(assessment.categories))
         return Answer(
             question=question.text, school=question.school, school_name=school.name, answered=True, answer=body,
-            citations=citations, quoted=len(citations), ask=school.ask, question_id=question.question_id,
+            citations=citations, quoted=quoted, ask=school.ask, question_id=question.question_id,
             escalate=True, route=assessment.route, categories=assessment.categories,
             reasons=assessment.reasons, about_head=assessment.about_head,
         )

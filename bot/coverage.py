@@ -22,6 +22,11 @@ from index.lexical import STOPWORDS, Synonyms, tokens, words
 # "the uniform policy", "our whistleblowing policy", "the school's e-safety policies"
 NAMED_POLICY = re.compile(r"\b(?:the|our|your|this|that|a|an)\s+((?:[a-z][\w'/-]*\s+){1,4}?)polic(?:y|ies)\b")
 DETERMINERS = frozenset("the our your this that a an".split())
+# words of a school's name that say nothing about which school: kept in questions
+SCHOOL_WORDS = frozenset(
+    """school schools primary secondary high junior infant infants nursery community academy academies trust
+    learning college catholic church england ce rc c of the and st saint upper lower middle free federation""".split()
+)
 # words that do not name a policy: "the school's new policy" names none
 NOT_A_NAME = frozenset("school school's schools trust trust's staff current new latest official own whole full".split())
 
@@ -68,3 +73,17 @@ def _name_before_policy(candidate: list[str]) -> list[str]:
     if any(w in STOPWORDS for w in name if w not in NOT_A_NAME):
         return []
     return [w for w in name if w not in NOT_A_NAME]
+
+
+def without_school_name(question: str, school_name: str) -> str:
+    """The question with the asking school's own name taken out ("...I teach at Kingsmead...").
+
+    Search is already limited to that school, so its name tells retrieval nothing,
+    yet it pulls up every clause that happens to mention the school by name.
+    """
+    distinctive = [w for w in words(school_name) if w not in SCHOOL_WORDS and w not in STOPWORDS and len(w) > 2]
+    if not distinctive:
+        return question
+    stripped = re.sub(r"\b(" + "|".join(map(re.escape, distinctive)) + r")('s)?\b", " ", question, flags=re.IGNORECASE)
+    stripped = re.sub(r"\s{2,}", " ", stripped).strip()
+    return stripped or question

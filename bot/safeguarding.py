@@ -58,6 +58,7 @@ class Rules:
     child_reference: tuple[re.Pattern, ...]
     policy_framing: tuple[re.Pattern, ...]
     head_terms: tuple[re.Pattern, ...]
+    adult_reference: tuple[re.Pattern, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Thresholds:
     margin: float = 0.12  # ...and this much closer than the nearest ordinary question
     framed_margin: float = 0.20  # margin needed when framed as a policy question with no specific child
     rule_min_similarity: float = 0.30  # a rule hit still needs the message to be near some concern
+    sentence_min_similarity: float = 0.50  # the same for one sentence judged apart from its message
     rule_veto: float = 0.10  # ...and not be this much nearer an ordinary question than any concern
     also_within: float = 0.04  # further categories within this of the best one
     max_categories: int = 3
@@ -107,6 +109,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         child_reference=_compile(raw.get("child_reference"), f"{path} child_reference"),
         policy_framing=_compile(raw.get("policy_framing"), f"{path} policy_framing"),
         head_terms=_compile(raw.get("head_terms"), f"{path} head_terms"),
+        adult_reference=_compile(raw.get("adult_reference"), f"{path} adult_reference"),
     )
 
 
@@ -188,9 +191,11 @@ class SafeguardingDetector:
             return Assessment(escalate=False)
         # a concern buried among other business ("...trip forms. Also, she said... And can the coach...")
         # is judged on its own sentence too, so the rest of the message does not dilute it
-        parts = list(dict.fromkeys(parts + [s for part in parts for s in sentences(part) if len(s) >= 20]))
-        vectors = self.embedder.embed(parts)
-        verdicts = [self._window(part, vector) for part, vector in zip(parts, vectors)]
+        alone = [s for part in parts for s in sentences(part) if len(s) >= 20 and s not in parts]
+        texts = list(dict.fromkeys(parts + alone))
+        vectors = self.embedder.embed(texts)
+        # a sentence on its own has less context, so it needs a closer match by meaning than a whole window
+        verdicts = [self._window(text, vector, sentence=i >= len(parts)) for i, (text, vector) in enumerate(zip(texts, vectors))]
         raised = [v for v in verdicts if v.escalate]
         if not raised:
             return Assessment(escalate=False)
@@ -209,7 +214,7 @@ class SafeguardingDetector:
 
         return staff_guidance(assessment)
 
-    def _window(self, text: str, vector: np.ndarray) -> WindowVerdict:
+    def _window(self, text: str, vector: np.ndarray, sentence: bool = False) -> WindowVerdict:
         t, rules = self.thresholds, self.rules
         matrix, owners, examples = self._example_matrix
         sims = matrix @ vector
@@ -219,12 +224,13 @@ class SafeguardingDetector:
             if owner not in best or sims[row] > best[owner][0]:
                 best[owner] = (float(sims[row]), row)
         top = max(s for s, _ in best.values())
-        child = any(p.search(text) for p in rules.child_reference)
+        # "a girl who left last year, now 19" is an adult: child rules do not apply
+        child = any(p.search(text) for p in rules.child_reference) and not any(p.search(text) for p in rules.adult_reference)
         framed = _framed(text, rules) and not child
         terms = {i: _hits(c.terms, text) for i, c in enumerate(rules.categories)}
         staff_hit = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
-        by_meaning = top >= t.min_similarity and top - ordinary >= need
+        by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")

@@ -28,8 +28,9 @@ DECIDING_CLAUSE = {
 # see the README's "Measured quality".
 QUESTION_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
-    (ROOT / "tests" / "data" / "holdout-questions.yaml", 0.68, 0.82, 0),
-    (ROOT / "tests" / "data" / "blind-questions.yaml", 0.55, 0.85, 1),
+    (ROOT / "tests" / "data" / "holdout-questions.yaml", 0.70, 0.84, 0),
+    (ROOT / "tests" / "data" / "blind-questions.yaml", 0.58, 0.88, 1),
+    (ROOT / "tests" / "data" / "blind2-questions.yaml", 0.56, 0.78, 0),
 ]
 
 
@@ -87,3 +88,14 @@ def test_naming_the_loaded_policy_in_other_words_still_answers(answerer):
     answer = answerer.answer(Question(text="Does the social networking policy cover agency workers?", school="mill-lane"))
     assert answer.answered
     assert squash("fixed-term employees and agency workers") in squash(answer.citations[0].text)
+
+
+def test_the_schools_own_name_does_not_steer_the_search(answerer):
+    with_name = answerer.answer(Question(text="My Twitter bio says I work at Kingsmead, do I need to say my views are my own?",
+                                         school="kingsmead"))
+    without = answerer.answer(Question(text="My Twitter bio says I work at the school, do I need to say my views are my own?",
+                                       school="kingsmead"))
+    assert with_name.citations[0].text == without.citations[0].text
+    # clauses that merely mention "Kingsmead School" must not crowd in because the question named it
+    named = {c.text for c in with_name.citations[:3] if "kingsmead" in c.text.lower()}
+    assert named <= {c.text for c in without.citations[:3]}, named

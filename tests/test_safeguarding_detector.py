@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from bot.answer import Answerer, Assessment, Question
+from bot.evaluate import squash
 from bot.safeguarding import DATA, SafeguardingDataError, SafeguardingDetector, load_rules, windows
 from index.catalogue import load_catalogue
 from index.embed import Embedder
@@ -175,3 +176,16 @@ def test_a_staff_member_introducing_themselves_is_not_the_subject_of_an_allegati
     assert assessment.escalate and assessment.route == "dsl", assessment
     about_adult = detector.assess("A cover supervisor keeps sending a Year 8 girl DMs on his personal Insta late at night")
     assert about_adult.escalate and about_adult.route == "staff-allegation", about_adult
+
+
+def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_index, embedder):
+    """The gate escalates, and the staff member still gets the clause that answers what they asked."""
+    answerer = Answerer(load_catalogue(POLICIES), LiveIndex(bundled_index, embedder), today=lambda: TODAY, safeguarding=detector)
+    answer = answerer.answer(Question(text="A Year 8 keeps DMing me on my personal Insta at night, can I reply to her?",
+                                      school="pennine-way"))
+    assert answer.escalate and answer.route == "dsl"
+    assert "Keeping Children Safe in Education" in answer.answer
+    assert squash("communication received from current pupils") in squash(answer.citations[0].text)
+    assert squash("communication received from current pupils") in squash(answer.answer)
+    assert all(c.school == "pennine-way" for c in answer.citations)
+
