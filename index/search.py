@@ -92,7 +92,8 @@ class Retriever:
 
         "Can I claim overtime?" asks about something the policy does not mention at all.
         """
-        terms = set(tokens(" ".join(w for w in words(question) if w not in GENERIC)))
+        # numbers and codes ("Year 13s", "6B") name no subject
+        terms = {t for t in tokens(" ".join(w for w in words(question) if w not in GENERIC)) if not any(c.isdigit() for c in t)}
         if not terms:
             return 0.0
         vocabulary = self._schools[school].vocabulary
