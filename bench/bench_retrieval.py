@@ -25,7 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev-questions.yaml", ROOT / "tests" / "data" / "holdout-questions.yaml"]
+DATA = ROOT / "tests" / "data"
+DEFAULT_QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev-questions.yaml", DATA / "holdout-questions.yaml",
+                     DATA / "blind-questions.yaml", DATA / "blind2-questions.yaml"]
 BASELINE_CHARS = 500
 
 
