@@ -144,11 +144,12 @@ class Answerer:
         snapshot = self.index.current()  # one index for the whole answer
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
-        hits = snapshot.retriever.search(without_school_name(text, school.name), question.school, k=CANDIDATES)
-        citations = tuple(self._citation(hit) for hit in hits)
         retriever = snapshot.retriever
+        searched = without_school_name(text, school.name)
+        hits = retriever.search(searched, question.school, k=CANDIDATES)
+        citations = tuple(self._citation(hit) for hit in hits)
         titles = [p.title for p in school.policies]
-        other_policy = other_policy_named(text, titles, retriever.synonyms)
+        other_policy = other_policy_named(searched, titles, retriever.synonyms)
         covered = (
             bool(hits)
             and other_policy is None
@@ -157,14 +158,14 @@ class Answerer:
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
+        elif other_policy is None and hits and hits[0].score >= self.coverage.min_score:
+            # a middling match: say plainly that it may not answer, show it, and name who to ask
+            quoted = 1
+            body = messages.unsure(school.name, titles, school.ask) + "\n\n" + self._quoted_clause(citations[0])
         else:
             quoted = 0
-            if other_policy is None and hits and hits[0].score >= self.coverage.min_score:
-                # a middling match: say plainly that it may not answer, show it, and name who to ask
-                body = messages.unsure(school.name, titles, school.ask) + "\n\n" + self._quoted_clause(citations[0])
-            else:
-                body = messages.not_covered(school.name, titles, school.ask, other_policy)
-        warnings = self._warnings(question.school, citations[:quoted] if covered else (), school.ask)
+            body = messages.not_covered(school.name, titles, school.ask, other_policy)
+        warnings = self._warnings(question.school, citations[:quoted], school.ask)
         if warnings:
             body = body + "\n\n" + "\n".join(warnings)
         log.info(
@@ -191,24 +192,28 @@ class Answerer:
         retriever = self.index.current().retriever
         text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
         reporting = retriever.search(REPORTING_QUERY + text[:300], question.school, k=1)
-        own = retriever.search(without_school_name(text, school.name), question.school, k=CANDIDATES) if text else []
+        searched = without_school_name(text, school.name)
+        own = retriever.search(searched, question.school, k=CANDIDATES) if text else []
         answers_question = bool(own) and self.coverage.covers(own[0].score, retriever.unknown_share(text, question.school)) \
-            and other_policy_named(text, [p.title for p in school.policies], retriever.synonyms) is None
+            and other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms) is None
+        # the answer to what they asked first (when the policy answers it), then the clause on reporting concerns
+        ordered = own[:1] + reporting + own[1:] if answers_question else reporting + own
+        first: dict = {}
+        for hit in ordered:
+            first.setdefault(hit.chunk, hit)  # each clause once, where it first appears
+        citations = tuple(self._citation(hit) for hit in first.values())
+        quoted = min(len(citations), 2 if answers_question and reporting and reporting[0].chunk != own[0].chunk else 1)
         body = self.safeguarding.guidance(assessment)
-        if answers_question:
-            first = [own[0]] + [h for h in own[1:] if h.chunk != own[0].chunk]
-            ordered = first[:1] + [h for h in reporting if h.chunk != own[0].chunk] + first[1:]
-        else:
-            ordered = reporting + [h for h in own if not reporting or h.chunk != reporting[0].chunk]
-        citations = tuple(self._citation(hit) for hit in ordered)
-        quoted = min(len(citations), 2 if answers_question and reporting else 1)
         if quoted:
             body += "\n\n" + self._compose(school.name, citations[:quoted])
+        warnings = self._warnings(question.school, citations[:quoted], school.ask)
+        if warnings:
+            body += "\n\n" + "\n".join(warnings)
         log.info("escalation question_id=%s school=%s route=%s categories=%s", question.question_id, question.school,
                  assessment.route, ",".join(assessment.categories))
         return Answer(
             question=question.text, school=question.school, school_name=school.name, answered=True, answer=body,
-            citations=citations, quoted=quoted, ask=school.ask, question_id=question.question_id,
+            citations=citations, quoted=quoted, warnings=tuple(warnings), ask=school.ask, question_id=question.question_id,
             escalate=True, route=assessment.route, categories=assessment.categories,
             reasons=assessment.reasons, about_head=assessment.about_head,
         )

@@ -68,7 +68,7 @@ def show(ctx, escalation_id):
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--school")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-",
-              help="File to write, readable by its owner only (default: stdout).")
+              help="File to write, readable by its owner only (default: stdout, where a shell redirect gets the umask's mode).")
 @click.pass_context
 def export(ctx, fmt, status, school, output):
     """Export escalations as JSON lines or CSV (includes the staff member's words).
@@ -103,9 +103,10 @@ def _private_output(path: str):
     if path == "-":
         yield sys.stdout
         return
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.chmod(path, 0o600)  # an existing file keeps its old mode through os.open
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     with open(descriptor, "w", encoding="utf-8", newline="") as out:
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its old mode through os.open
+        out.truncate(0)  # only once the mode is private
         yield out
 
 

@@ -28,7 +28,10 @@ SCHOOL_WORDS = frozenset(
     learning college catholic church england ce rc c of the and st saint upper lower middle free federation""".split()
 )
 # words that do not name a policy: "the school's new policy" names none
-NOT_A_NAME = frozenset("school school's schools trust trust's staff current new latest official own whole full".split())
+NOT_A_NAME = frozenset(
+    """school school's schools trust trust's staff current new latest official own whole full relevant updated
+    old attached revised draft above same other main sm online this""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def other_policy_named(question: str, titles: Iterable[str], synonyms: Synonyms)
     for group in synonyms.stemmed_groups():
         if group & known:
             known |= group
-    text = " ".join(words(question.replace("’", "'")))
+    text = re.sub(r"[^\w'/-]+", " ", question.replace("’", "'").lower())
     for match in NAMED_POLICY.finditer(text):
         name = _name_before_policy(match.group(1).split())
         named = set(tokens(" ".join(name)))
@@ -81,9 +84,16 @@ def without_school_name(question: str, school_name: str) -> str:
     Search is already limited to that school, so its name tells retrieval nothing,
     yet it pulls up every clause that happens to mention the school by name.
     """
-    distinctive = [w for w in words(school_name) if w not in SCHOOL_WORDS and w not in STOPWORDS and len(w) > 2]
-    if not distinctive:
+    runs, run = [], []
+    for word in words(school_name) + [""]:  # runs of distinctive words: "mill lane", "windmill", "pennine way"
+        if word and word not in SCHOOL_WORDS and word not in STOPWORDS and len(word) > 1:
+            run.append(word)
+        elif run:
+            runs.append(r"\s+".join(map(re.escape, run)))
+            run = []
+    if not runs:
         return question
-    stripped = re.sub(r"\b(" + "|".join(map(re.escape, distinctive)) + r")('s)?\b", " ", question, flags=re.IGNORECASE)
+    question = question.replace("’", "'")
+    stripped = re.sub(r"\b(" + "|".join(runs) + r")('s)?\b", " ", question, flags=re.IGNORECASE)
     stripped = re.sub(r"\s{2,}", " ", stripped).strip()
     return stripped or question

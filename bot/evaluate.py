@@ -25,7 +25,7 @@ def squash(text: str) -> str:
 class EvalReport:
     answerable: int = 0
     hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0, 5: 0})
-    answered_hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0, 5: 0})  # and not refused
+    answered_hits: dict[int, int] = field(default_factory=lambda: {1: 0, 3: 0})  # and not refused
     unanswerable: int = 0
     unanswerable_ok: int = 0
     answerable_refused: int = 0
@@ -76,6 +76,7 @@ def evaluate(answerer: Answerer, rows: list[dict]) -> EvalReport:
             report.answerable_refused += 1
         for k in report.hits:
             report.hits[k] += rank is not None and rank < k
+        for k in report.answered_hits:
             report.answered_hits[k] += answer.answered and rank is not None and rank < k
         if rank is None or rank > 0:
             report.misses.append({"school": row["school"], "q": row["q"], "problem": f"gold at rank {rank}"})

@@ -33,8 +33,13 @@ from index.errors import PolicyBotError
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).with_name("safeguarding.yaml")
-SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}(here|speaking)\b", re.IGNORECASE)
-SPEAKER_BEFORE = re.compile(r"\b(i'?m|i am|as|as an?|i work as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
+# "Supply TA here." / "Cover supervisor here -": the staff member introducing themselves at the start of a sentence
+SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}here\s*([.,:;!?\u2013\u2014-]|$)", re.IGNORECASE)
+SENTENCE_START = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,2}$")
+VOCATIVE = re.compile(r"\b(hey|hi|hiya|hello|thanks|thank you|cheers|morning|night|yes|no|ok|okay|love you)[\s,!]+$", re.IGNORECASE)
+SPEAKER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*(i'?m|i am|i work as|as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
+# "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
+PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
 
 
@@ -67,6 +72,8 @@ class Thresholds:
     margin: float = 0.12  # ...and this much closer than the nearest ordinary question
     framed_margin: float = 0.20  # margin needed when framed as a policy question with no specific child
     rule_min_similarity: float = 0.30  # a rule hit still needs the message to be near some concern
+    loose_similarity: float = 0.36  # or at least this close...
+    loose_margin: float = 0.14  # ...and this much closer than any ordinary question
     sentence_min_similarity: float = 0.50  # the same for one sentence judged apart from its message
     rule_veto: float = 0.10  # ...and not be this much nearer an ordinary question than any concern
     also_within: float = 0.04  # further categories within this of the best one
@@ -191,6 +198,7 @@ class SafeguardingDetector:
             return Assessment(escalate=False)
         # a concern buried among other business ("...trip forms. Also, she said... And can the coach...")
         # is judged on its own sentence too, so the rest of the message does not dilute it
+        parts = list(dict.fromkeys(parts))
         alone = [s for part in parts for s in sentences(part) if len(s) >= 20 and s not in parts]
         texts = list(dict.fromkeys(parts + alone))
         vectors = self.embedder.embed(texts)
@@ -231,11 +239,14 @@ class SafeguardingDetector:
         staff_hit = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
+        # a looser match still counts when it is far nearer a concern than any ordinary question
+        by_meaning = by_meaning or (not sentence and not framed and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
                    and top >= t.rule_min_similarity and not _framed(text, rules, strict=True) and not vetoed)
-        by_staff = staff_hit is not None and top >= t.rule_min_similarity and not framed and not vetoed
+        staff_framed = framed and not PERSONAL.search(text)
+        by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
         if not (by_meaning or by_rule or by_staff):
             return WindowVerdict(False)
         staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
@@ -270,8 +281,10 @@ class SafeguardingDetector:
                 continue
             for subject in category.subjects:
                 for m in subject.finditer(text):
-                    if SPEAKER.match(text[m.end():]) or SPEAKER_BEFORE.search(text[: m.start()]):
-                        continue  # "Supply TA here", "as a teacher": the staff member introducing themselves
+                    before = text[: m.start()]
+                    introducing = SENTENCE_START.search(before) and SPEAKER.match(text[m.end():])
+                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before):
+                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them
                     span = text[m.end(): m.end() + 120]
                     conduct = _hits(category.terms, span)
                     if conduct:

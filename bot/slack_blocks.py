@@ -47,6 +47,8 @@ def citation_line(citation) -> str:
 def _intro(answer) -> str:
     if answer.answered and answer.quoted and answer.citations:
         return messages.covered_intro(answer.school_name, answer.citations[0].title)
+    if answer.quoted and answer.citations:  # "may not answer": the note, then the nearest clause as a quote block
+        return answer.answer.split("\n\n", 1)[0]
     body = answer.answer
     for warning in answer.warnings:
         body = body.replace(warning, "")
@@ -56,7 +58,7 @@ def _intro(answer) -> str:
 def answer_text(answer) -> str:
     """The notification / fallback text: the same words as the blocks, in mrkdwn."""
     parts = [neutralise(_intro(answer))]
-    for citation in answer.citations[: answer.quoted] if answer.answered else ():
+    for citation in answer.citations[: answer.quoted]:
         parts.append(_quote(citation.quote) + "\n" + citation_line(citation))
     parts.extend(":warning: " + neutralise(w) for w in answer.warnings)
     return _clip("\n\n".join(parts), TEXT_LIMIT)
@@ -64,7 +66,7 @@ def answer_text(answer) -> str:
 
 def answer_blocks(answer, question_text: str = "") -> list[dict]:
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(neutralise(_intro(answer)), SECTION_LIMIT)}}]
-    for citation in answer.citations[: answer.quoted] if answer.answered else ():
+    for citation in answer.citations[: answer.quoted]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(_quote(citation.quote), SECTION_LIMIT)}})
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(citation_line(citation), SECTION_LIMIT)}]})
     for warning in answer.warnings:

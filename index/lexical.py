@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
     it's don't can't am may might must shall also get got let us okay ok please thanks
     i'd i'll we're we've we'd we'll you're you've you'd you'll they're they've they'd they'll he's she's he'd she'd
     that's there's what's who's where's how's let's isn't aren't wasn't weren't doesn't didn't won't wouldn't
-    shouldn't couldn't haven't hasn't hadn't mustn't im ive id dont cant wont isnt arent doesnt didnt
+    shouldn't couldn't haven't hasn't hadn't mustn't ive dont cant wont isnt arent doesnt didnt
     policy policies school say says said""".split()
 )
 # Words that say nothing about a question's subject: ignored when asking whether a policy mentions it.

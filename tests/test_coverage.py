@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.coverage import Coverage, other_policy_named
+from bot.coverage import Coverage, other_policy_named, without_school_name
 from index.lexical import Synonyms
 
 TITLES = ["Social Media Policy"]
@@ -14,7 +14,7 @@ TITLES = ["Social Media Policy"]
     ("question", "named"),
     [
         ("What is the uniform policy for pupils?", "uniform"),
-        ("Where is our anti-bullying policy?", "anti bullying"),
+        ("Where is our anti-bullying policy?", "anti-bullying"),
         ("What does the school's child protection policy say about photos?", "child protection"),
     ],
 )
@@ -43,3 +43,15 @@ def test_strong_match_counts_even_with_unfamiliar_words_and_weak_never_does():
     assert coverage.covers(0.4, unknown_share=0.2)
     assert not coverage.covers(0.4, unknown_share=0.5)
     assert not coverage.covers(0.25, unknown_share=0.0)
+
+
+@pytest.mark.parametrize("question", ["Is the relevant policy online?", "Where is the updated policy?", "Is there an SM policy?"])
+def test_describing_words_are_not_policy_names(question):
+    assert other_policy_named(question, TITLES, Synonyms.load()) is None
+
+
+def test_the_schools_own_name_is_taken_out_as_a_phrase():
+    assert without_school_name("Is there a way to post at Pennine Way?", "Pennine Way Primary School") == "Is there a way to post at ?"
+    assert without_school_name("Can I tag St Mary’s on Facebook?", "St Mary's Catholic School") == "Can I tag St on Facebook?"
+    named = "What does the Kingsmead policy say about WhatsApp?"
+    assert other_policy_named(without_school_name(named, "Kingsmead School"), TITLES, Synonyms.load()) is None

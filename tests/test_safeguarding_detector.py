@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from bot.answer import Answerer, Assessment, Question
-from bot.evaluate import squash
+from bot.evaluate import evaluate_safeguarding, load_safeguarding_cases, squash
 from bot.safeguarding import DATA, SafeguardingDataError, SafeguardingDetector, load_rules, windows
 from index.catalogue import load_catalogue
 from index.embed import Embedder
@@ -21,6 +25,7 @@ DEV = SHARED_EVAL / "dev-safeguarding.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
 BLIND = ROOT / "tests" / "data" / "blind-safeguarding.yaml"
 BLIND2 = ROOT / "tests" / "data" / "blind2-safeguarding.yaml"
+BLIND3 = ROOT / "tests" / "data" / "blind3-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +34,11 @@ def detector(embedder):
 
 
 def score(detector, path: Path) -> dict:
-    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
-    wrong = [c["q"] for c in cases["escalate"]
-             if (a := detector.assess(c["q"])).route != c["route"] or not a.escalate]
-    false_alarms = [c["q"] for c in cases["no_escalate"] if detector.assess(c["q"]).escalate]
-    return {"escalate": len(cases["escalate"]), "missed_or_misrouted": wrong,
-            "no_escalate": len(cases["no_escalate"]), "false_alarms": false_alarms}
+    """The figures `policybot eval FILE` prints for a safeguarding case file (the DSL's check)."""
+    report = evaluate_safeguarding(detector, load_safeguarding_cases(path))
+    return {"escalate": report.concerns, "no_escalate": report.ordinary,
+            "missed_or_misrouted": [m["q"] for m in report.misses if m["problem"].startswith("expected")],
+            "false_alarms": [m["q"] for m in report.misses if m["problem"].startswith("false alarm")]}
 
 
 @pytest.mark.skipif(not DEV.is_file(), reason="shared dev set not present")
@@ -46,7 +50,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -189,3 +193,46 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     assert squash("communication received from current pupils") in squash(answer.answer)
     assert all(c.school == "pennine-way" for c in answer.citations)
 
+
+
+@pytest.mark.parametrize(("text", "route"), [
+    # framed as a question, but about one child: the framing does not excuse it
+    ("Can the PE teacher keep texting her on his personal phone like this? She's really uncomfortable", "staff-allegation"),
+    ("Is it OK that the coach drives her home alone and buys her presents?", "staff-allegation"),
+    # "here" / "as" that are not the staff member introducing themselves
+    ("Our caretaker here gave one of the girls his personal number", "staff-allegation"),
+    ("She went quiet as the TA grabbed her wrist and pushed her against the wall", "staff-allegation"),
+    # an adult's age elsewhere in the message does not switch off the child rules
+    ("My Year 7 tutee has bruises, she's 11 and her brother is 19 and drags her around", "dsl"),
+    # a named child, typed in lower case
+    ("tyler in 5c said his dad's mate takes him in the car to meet men who give him cash", "dsl"),
+])
+def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
+    assessment = detector.assess(text)
+    assert assessment.escalate and assessment.route == route, assessment
+
+
+@pytest.mark.parametrize("text", [
+    "Lunch in Year 4 is at 12, can staff give them gifts for Christmas?",
+    "Can the PE teacher take photos at sports day for the website?",
+    "A girl who left us last summer has just turned 18 and followed me on Instagram. Can I follow her back?",
+])
+def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
+    assert detector.assess(text).escalate is False
+
+
+def test_policybot_eval_scores_a_safeguarding_case_file(tmp_path):
+    """The DSL's check after editing the YAML: one concern, one ordinary question, one wrong route on purpose."""
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(yaml.safe_dump({
+        "escalate": [{"q": "A Year 8 told me her stepdad hits her with a belt", "route": "dsl"},
+                     {"q": "A Year 5 has fingertip bruises on both arms and flinches", "route": "staff-allegation"}],
+        "no_escalate": [{"q": "When is the next safeguarding training?"}],
+    }))
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "--data", str(tmp_path / "data"), "eval", str(cases), "--json", "--misses"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["concerns_escalated_on_right_route"] == "1/2"
+    assert figures["false_alarms"] == "0/1"
+    assert [m["problem"] for m in figures["misses"]] == ["expected staff-allegation, got dsl"]
