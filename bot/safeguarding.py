@@ -239,8 +239,11 @@ class SafeguardingDetector:
         staff_hit = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
-        # a looser match still counts when it is far nearer a concern than any ordinary question
-        by_meaning = by_meaning or (not sentence and not framed and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
+        # a looser match still counts when it names a specific child or an adult who works with children
+        # and is far nearer a concern than any ordinary question
+        specific = child or any(_hits(c.subjects, text) for c in rules.categories if c.route == "staff-allegation")
+        by_meaning = by_meaning or (not sentence and not framed and specific
+                                    and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
@@ -263,7 +266,7 @@ class SafeguardingDetector:
         ranked = sorted((i for i, c in enumerate(rules.categories) if c.route == "dsl"), key=lambda i: -best[i][0])
         for i in ranked:
             score, row = best[i]
-            near = by_meaning and score >= t.min_similarity and score >= dsl_best - t.also_within
+            near = by_meaning and score >= dsl_best - t.also_within  # the best category always, and any close behind it
             hit = child and terms[i]
             if near and hit:
                 picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}); terms: {', '.join(hit)}"))

@@ -26,6 +26,7 @@ HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
 BLIND = ROOT / "tests" / "data" / "blind-safeguarding.yaml"
 BLIND2 = ROOT / "tests" / "data" / "blind2-safeguarding.yaml"
 BLIND3 = ROOT / "tests" / "data" / "blind3-safeguarding.yaml"
+BLIND4 = ROOT / "tests" / "data" / "blind4-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -236,3 +237,14 @@ def test_policybot_eval_scores_a_safeguarding_case_file(tmp_path):
     assert figures["concerns_escalated_on_right_route"] == "1/2"
     assert figures["false_alarms"] == "0/1"
     assert [m["problem"] for m in figures["misses"]] == ["expected staff-allegation, got dsl"]
+
+
+@pytest.mark.parametrize("path", [DEV, HOLDOUT, BLIND4], ids=lambda p: p.stem)
+def test_every_escalation_names_at_least_one_category_with_its_reason(detector, path):
+    """The DSL's alert must say why: no escalation without a category, and one reason per category."""
+    if not path.is_file():
+        pytest.skip(f"{path} is not on this machine")
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for case in cases["escalate"]:
+        assessment = detector.assess(case["q"])
+        assert assessment.categories and len(assessment.reasons) == len(assessment.categories), (case["q"], assessment)
