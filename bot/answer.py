@@ -144,17 +144,9 @@ class Answerer:
         snapshot = self.index.current()  # one index for the whole answer
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
-        retriever = snapshot.retriever
-        searched = without_school_name(text, school.name)
-        hits = retriever.search(searched, question.school, k=CANDIDATES)
+        hits, other_policy, covered = self._match(text, question.school, school, snapshot.retriever)
         citations = tuple(self._citation(hit) for hit in hits)
         titles = [p.title for p in school.policies]
-        other_policy = other_policy_named(searched, titles, retriever.synonyms)
-        covered = (
-            bool(hits)
-            and other_policy is None
-            and self.coverage.covers(hits[0].score, retriever.unknown_share(text, question.school))
-        )
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
@@ -192,10 +184,7 @@ class Answerer:
         retriever = self.index.current().retriever
         text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
         reporting = retriever.search(REPORTING_QUERY + text[:300], question.school, k=1)
-        searched = without_school_name(text, school.name)
-        own = retriever.search(searched, question.school, k=CANDIDATES) if text else []
-        answers_question = bool(own) and self.coverage.covers(own[0].score, retriever.unknown_share(text, question.school)) \
-            and other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms) is None
+        own, _, answers_question = self._match(text, question.school, school, retriever) if text else ([], None, False)
         # the answer to what they asked first (when the policy answers it), then the clause on reporting concerns
         ordered = own[:1] + reporting + own[1:] if answers_question else reporting + own
         first: dict = {}
@@ -217,6 +206,14 @@ class Answerer:
             escalate=True, route=assessment.route, categories=assessment.categories,
             reasons=assessment.reasons, about_head=assessment.about_head,
         )
+
+    def _match(self, text: str, school_id: str, school, retriever) -> tuple[list[Hit], str | None, bool]:
+        """The school's best clauses for a question, the other policy it names (if any), and whether they answer it."""
+        searched = without_school_name(text, school.name)
+        hits = retriever.search(searched, school_id, k=CANDIDATES)
+        other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
+        covered = bool(hits) and other_policy is None and self.coverage.covers(hits[0].score, retriever.unknown_share(text, school_id))
+        return hits, other_policy, covered
 
     @staticmethod
     def _quoted(hits: list[Hit]) -> int:

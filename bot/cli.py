@@ -164,14 +164,15 @@ def run(ctx):
 def eval_command(ctx, file, as_json, misses):
     """Score a question file (hit@1/3/5, unanswerable handling, cross-school citations),
     or a safeguarding case file (concerns escalated on the right route, false alarms)."""
-    from bot.evaluate import evaluate, evaluate_safeguarding, load_questions, load_safeguarding_cases
+    from bot.evaluate import evaluate, evaluate_safeguarding, load_questions, load_safeguarding_cases, read_eval_file
 
     runtime = _runtime(ctx)
-    cases = load_safeguarding_cases(Path(file))
+    data = read_eval_file(Path(file))
+    cases = load_safeguarding_cases(Path(file), data)
     if cases is not None:
         report = evaluate_safeguarding(runtime.safeguarding, cases)
     else:
-        report = evaluate(runtime.answerer, load_questions(Path(file)))
+        report = evaluate(runtime.answerer, load_questions(Path(file), data))
     figures = report.figures()
     if as_json:
         click.echo(json.dumps({**figures, "misses": report.misses} if misses else figures))

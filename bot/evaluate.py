@@ -48,11 +48,16 @@ class EvalReport:
         }
 
 
-def load_questions(path: Path) -> list[dict]:
+def read_eval_file(path: Path):
     try:
-        rows = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise EvalFileError(f"{path}: cannot read the question file ({exc})") from None
+        raise EvalFileError(f"{path}: cannot read the file ({exc})") from None
+
+
+def load_questions(path: Path, rows=None) -> list[dict]:
+    """A question file's entries (`rows`: the file already read with `read_eval_file`)."""
+    rows = read_eval_file(path) if rows is None else rows
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "q" in r and "school" in r for r in rows):
         raise EvalFileError(f"{path}: expected a list of {{school, q, gold}} or {{school, q, answered: false}} entries")
     return rows
@@ -100,12 +105,9 @@ class SafeguardingReport:
         }
 
 
-def load_safeguarding_cases(path: Path) -> dict | None:
+def load_safeguarding_cases(path: Path, data=None) -> dict | None:
     """The cases of a safeguarding file, or None when the file is a question file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise EvalFileError(f"{path}: cannot read the file ({exc})") from None
+    data = read_eval_file(path) if data is None else data
     if not isinstance(data, dict) or "escalate" not in data:
         return None
     escalate, ordinary = data.get("escalate") or [], data.get("no_escalate") or []

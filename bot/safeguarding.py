@@ -236,13 +236,14 @@ class SafeguardingDetector:
         child = any(p.search(text) for p in rules.child_reference) and not any(p.search(text) for p in rules.adult_reference)
         framed = _framed(text, rules) and not child
         terms = {i: _hits(c.terms, text) for i, c in enumerate(rules.categories)}
+        staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
+        has_subject = any(_hits(rules.categories[i].subjects, text) for i in staff_index)  # an adult who works with children
         staff_hit = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
         # a looser match still counts when it names a specific child or an adult who works with children
         # and is far nearer a concern than any ordinary question
-        specific = child or any(_hits(c.subjects, text) for c in rules.categories if c.route == "staff-allegation")
-        by_meaning = by_meaning or (not sentence and not framed and specific
+        by_meaning = by_meaning or (not sentence and not framed and (child or has_subject)
                                     and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
@@ -252,10 +253,8 @@ class SafeguardingDetector:
         by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
         if not (by_meaning or by_rule or by_staff):
             return WindowVerdict(False)
-        staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
         dsl_best = max((best[i][0] for i, c in enumerate(rules.categories) if c.route == "dsl"), default=0.0)
         staff_best = max((best[i][0] for i in staff_index), default=0.0)
-        has_subject = any(_hits(rules.categories[i].subjects, text) for i in staff_index)
         if by_staff or (has_subject and staff_best > dsl_best and by_meaning):
             i = staff_index[0]
             reason = (f"adult and conduct terms: {staff_hit}" if staff_hit
