@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT / "tests" / "data"
 DEFAULT_QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev-questions.yaml", DATA / "holdout-questions.yaml",
-                     *(DATA / f"blind{n}-questions.yaml" for n in ("", "2", "3", "4"))]
+                     *(DATA / f"blind{n}-questions.yaml" for n in ("", "2", "3", "4", "5"))]
 BASELINE_CHARS = 500
 
 

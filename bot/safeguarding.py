@@ -7,6 +7,10 @@ without code:
   compared with the concern examples of every category and with the
   'not a concern' examples; a concern wins when it is close enough and clearly
   closer than any ordinary question;
+- learned boundary: a logistic regression fitted at start-up on the same
+  examples (concerns against ordinary questions); a message that names a
+  specific child or an adult who works with children and that it rates a likely
+  concern escalates even when no single example is near enough;
 - rules: a reference to a specific child ('a Year 9', 'my tutee', '17-year-old')
   together with a category's terms, or an adult who works with children followed
   by a conduct term; question framing about policy, training or resources is a
@@ -75,6 +79,8 @@ class Thresholds:
     loose_similarity: float = 0.36  # or at least this close...
     loose_margin: float = 0.14  # ...and this much closer than any ordinary question
     sentence_min_similarity: float = 0.50  # the same for one sentence judged apart from its message
+    learned_probability: float = 0.70  # the learned boundary's concern probability, with a specific child or adult
+    sentence_learned_probability: float = 0.80  # the same for one sentence judged apart from its message
     rule_veto: float = 0.10  # ...and not be this much nearer an ordinary question than any concern
     also_within: float = 0.04  # further categories within this of the best one
     max_categories: int = 3
@@ -191,6 +197,16 @@ class SafeguardingDetector:
     def _ordinary_matrix(self) -> np.ndarray:
         return self.embedder.embed(list(self.rules.not_a_concern) or ["what does the policy say"])
 
+    @cached_property
+    def _boundary(self):
+        """Logistic regression over the embedded examples: concern (any category) against ordinary question."""
+        from sklearn.linear_model import LogisticRegression
+
+        concerns, _, _ = self._example_matrix
+        ordinary = self._ordinary_matrix
+        x, y = np.vstack([concerns, ordinary]), np.r_[np.ones(len(concerns)), np.zeros(len(ordinary))]
+        return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, y)
+
     def assess(self, text: str) -> Assessment:
         """The verdict on one message of any length; it escalates if any window does."""
         parts = windows(normalise(text or ""), self.thresholds.window_chars)
@@ -245,32 +261,38 @@ class SafeguardingDetector:
         # and is far nearer a concern than any ordinary question
         by_meaning = by_meaning or (not sentence and not framed and (child or has_subject)
                                     and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
+        # the boundary learned from all the examples generalises past the single nearest one
+        learned = 0.0
+        if not by_meaning and (child or has_subject):
+            learned = float(self._boundary.predict_proba(vector[None, :])[0, 1])
+        by_learned = learned >= (t.sentence_learned_probability if sentence else t.learned_probability)
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
                    and top >= t.rule_min_similarity and not _framed(text, rules, strict=True) and not vetoed)
         staff_framed = framed and not PERSONAL.search(text)
         by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
-        if not (by_meaning or by_rule or by_staff):
+        if not (by_meaning or by_learned or by_rule or by_staff):
             return WindowVerdict(False)
         dsl_best = max((best[i][0] for i, c in enumerate(rules.categories) if c.route == "dsl"), default=0.0)
         staff_best = max((best[i][0] for i in staff_index), default=0.0)
-        if by_staff or (has_subject and staff_best > dsl_best and by_meaning):
+        learned_note = f"; learned concern probability {learned:.2f}" if by_learned else ""
+        if by_staff or (has_subject and staff_best > dsl_best and (by_meaning or by_learned)):
             i = staff_index[0]
             reason = (f"adult and conduct terms: {staff_hit}" if staff_hit
-                      else f"matched example: '{examples[best[i][1]]}' ({best[i][0]:.2f})")
+                      else f"matched example: '{examples[best[i][1]]}' ({best[i][0]:.2f}){learned_note}")
             about_head = any(p.search(text) for p in rules.head_terms)
             return WindowVerdict(True, "staff-allegation", ((rules.categories[i].name, reason),), about_head, top)
         picked = []
         ranked = sorted((i for i, c in enumerate(rules.categories) if c.route == "dsl"), key=lambda i: -best[i][0])
         for i in ranked:
             score, row = best[i]
-            near = by_meaning and score >= dsl_best - t.also_within  # the best category always, and any close behind it
+            near = (by_meaning or by_learned) and score >= dsl_best - t.also_within  # the best category always, and any close behind it
             hit = child and terms[i]
             if near and hit:
-                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}); terms: {', '.join(hit)}"))
+                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}; terms: {', '.join(hit)}"))
             elif near:
-                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f})"))
+                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}"))
             elif hit:
                 picked.append((rules.categories[i].name, f"specific child and terms: {', '.join(hit)}"))
         picked.sort(key=lambda p: 0 if "matched example" in p[1] and "terms" in p[1] else 1)
