@@ -128,7 +128,9 @@ def serve(ctx, use_http, port, host, watch):
         click.echo("Built the index from the policies folder.")
     runtime.index.current()  # load the index and warm the model before the first question
     runtime.embedder.embed(["warm up"])
-    runtime.answerer.assess("warm up")  # the safeguarding gate embeds its examples on first use
+    # the safeguarding gate embeds its examples and fits its learned boundary on first use; a named
+    # child takes the warm-up through every path (nothing is stored or sent: assess only judges)
+    runtime.answerer.assess("warm up: a Year 7 pupil said hello")
 
     client = make_client(settings)
     escalations, deliverer = escalation_parts(settings, client)

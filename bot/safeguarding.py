@@ -42,6 +42,8 @@ SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}here\s*([.,:;!?\u2013\u2014-]|$)", re.
 SENTENCE_START = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,2}$")
 VOCATIVE = re.compile(r"\b(hey|hi|hiya|hello|thanks|thank you|cheers|morning|night|yes|no|ok|okay|love you)[\s,!]+$", re.IGNORECASE)
 SPEAKER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*(i'?m|i am|i work as|as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
+# "noah told his keyworker daddy threw the telly": the adult the child told is the listener, not the subject
+LISTENER = re.compile(r"\b(told|tells|telling|said to|asked|showed|disclosed to|reported (it )?to|went to)\s+(his|her|their|the|a|an|my|our)?\s*$", re.IGNORECASE)
 # "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
 PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
@@ -307,8 +309,8 @@ class SafeguardingDetector:
                 for m in subject.finditer(text):
                     before = text[: m.start()]
                     introducing = SENTENCE_START.search(before) and SPEAKER.match(text[m.end():])
-                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before):
-                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them
+                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or LISTENER.search(before):
+                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them; "told his TA": the listener
                     span = text[m.end(): m.end() + 120]
                     conduct = _hits(category.terms, span)
                     if conduct:
