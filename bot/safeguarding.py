@@ -42,8 +42,15 @@ SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}here\s*([.,:;!?\u2013\u2014-]|$)", re.
 SENTENCE_START = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,2}$")
 VOCATIVE = re.compile(r"\b(hey|hi|hiya|hello|thanks|thank you|cheers|morning|night|yes|no|ok|okay|love you)[\s,!]+$", re.IGNORECASE)
 SPEAKER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*(i'?m|i am|i work as|as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
-# "noah told his keyworker daddy threw the telly": the adult the child told is the listener, not the subject
-LISTENER = re.compile(r"\b(told|tells|telling|said to|asked|showed|disclosed to|reported (it )?to|went to)\s+(his|her|their|the|a|an|my|our)?\s*$", re.IGNORECASE)
+# "noah told his keyworker daddy threw the telly": the adult a child told, followed by what they said about
+# someone else, is the listener, not the subject ("told his coach he doesn't want to go to his house" is not)
+LISTENER = re.compile(r"\b(told|tells|telling|said to|disclosed to|confided in|asked|showed)\s+(his|her|their|the|a|an|my|our)?\s*$", re.IGNORECASE)
+TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((his|her|their|my)\s+)?(mum|mummy|mom|dad|daddy|stepdad|step-dad|stepmum|step-mum|uncle|aunt\w*|"
+                        r"brother|sister|cousin|grandad|grandma|nan|nana|granny|boyfriend|girlfriend|partner|neighbour|someone|a man|a woman|older)\b",
+                        re.IGNORECASE)
+# "...can the coach give them a lift?": the adult is the subject of a question about practice, not of a statement
+QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could|should|may|must|do|does|will|would|is it (ok|okay|alright|fine|acceptable) (for|if|that))\s+"
+                             r"(a|an|the|our|my|any|staff|one of the)?\s*$", re.IGNORECASE)
 # "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
 PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
@@ -255,8 +262,8 @@ class SafeguardingDetector:
         framed = _framed(text, rules) and not child
         terms = {i: _hits(c.terms, text) for i, c in enumerate(rules.categories)}
         staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
-        has_subject = any(_hits(rules.categories[i].subjects, text) for i in staff_index)  # an adult who works with children
-        staff_hit = self._staff_conduct(text)
+        has_subject = self._staff_subject(text) is not None  # an adult who works with children, not the speaker or a listener
+        staff_hit, asked = self._staff_conduct(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
         # a looser match still counts when it names a specific child or an adult who works with children
@@ -272,7 +279,9 @@ class SafeguardingDetector:
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
                    and top >= t.rule_min_similarity and not _framed(text, rules, strict=True) and not vetoed)
-        staff_framed = framed and not PERSONAL.search(text)
+        # an allegation may end "am I allowed to report it?": only a message that opens as a question about
+        # policy or practice, with no child or pronoun for one, excuses an adult's conduct
+        staff_framed = (asked or _framed(text, rules, at_start=True)) and not child and not PERSONAL.search(text)
         by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
         if not (by_meaning or by_learned or by_rule or by_staff):
             return WindowVerdict(False)
@@ -300,22 +309,31 @@ class SafeguardingDetector:
         picked.sort(key=lambda p: 0 if "matched example" in p[1] and "terms" in p[1] else 1)
         return WindowVerdict(True, "dsl", tuple(picked[: t.max_categories]), False, top)
 
-    def _staff_conduct(self, text: str) -> str | None:
-        """'<adult who works with children> ... <conduct>' within a short span: the words matched, or None."""
+    def _staff_subjects(self, text: str):
+        """Each (category, match) naming an adult who works with children as the one the message is about."""
         for category in self.rules.categories:
             if category.route != "staff-allegation":
                 continue
             for subject in category.subjects:
                 for m in subject.finditer(text):
-                    before = text[: m.start()]
-                    introducing = SENTENCE_START.search(before) and SPEAKER.match(text[m.end():])
-                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or LISTENER.search(before):
-                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them; "told his TA": the listener
-                    span = text[m.end(): m.end() + 120]
-                    conduct = _hits(category.terms, span)
-                    if conduct:
-                        return f"{m.group(0).lower()}, {', '.join(conduct)}"
-        return None
+                    before, after = text[: m.start()], text[m.end():]
+                    introducing = SENTENCE_START.search(before) and SPEAKER.match(after)
+                    listening = LISTENER.search(before) and TOLD_ABOUT.match(after)
+                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or listening:
+                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them; "told his TA daddy...": the listener
+                    yield category, m
+
+    def _staff_subject(self, text: str) -> re.Match | None:
+        return next((m for _, m in self._staff_subjects(text)), None)
+
+    def _staff_conduct(self, text: str) -> tuple[str | None, bool]:
+        """'<adult who works with children> ... <conduct>' within a short span: the words matched (or None), and
+        whether that adult is the subject of a question ("can the coach give them a lift?")."""
+        for category, m in self._staff_subjects(text):
+            conduct = _hits(category.terms, text[m.end(): m.end() + 120])
+            if conduct:
+                return f"{m.group(0).lower()}, {', '.join(conduct)}", bool(QUESTION_BEFORE.search(text[: m.start()]))
+        return None, False
 
 
 def _hits(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
@@ -328,8 +346,11 @@ def _hits(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
     return found[:4]
 
 
-def _framed(text: str, rules: Rules, strict: bool = False) -> bool:
-    """A question about policy, training, resources, places or dates; strict needs both a question opener and such a noun."""
+def _framed(text: str, rules: Rules, strict: bool = False, at_start: bool = False) -> bool:
+    """A question about policy, training, resources, places or dates; strict needs both a question opener and such a noun;
+    at_start needs the message to open with the question ("Can a TA...?", not "...a TA did X, am I allowed to report it?")."""
+    if at_start:
+        return bool(rules.policy_framing and rules.policy_framing[0].match(text))
     opener = bool(rules.policy_framing and rules.policy_framing[0].search(text))
     noun = any(p.search(text) for p in rules.policy_framing[1:])
     return (opener and noun) if strict else (opener or noun)

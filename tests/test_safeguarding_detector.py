@@ -232,6 +232,19 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     ("saw a notification pop up on mr hale's phone from a yr 10 girl saying miss u already x", "staff-allegation"),
     # the adult a child told is the listener: the concern is about the one the child named
     ("noah in nursery told his keyworker daddy threw the telly and mummy was crying on the floor", "dsl"),
+    ("Mia in 3B told her teacher that her stepdad touches her at night", "dsl"),
+    ("a Year 6 girl asked her teacher whether it's normal for her stepdad to come into the bathroom when she showers", "dsl"),
+    # ...but the adult a child told or asked about themselves is the subject
+    ("a boy in my form told his coach he doesn't want to go to his house for extra sessions any more", "staff-allegation"),
+    ("a Year 5 boy asked the coach to stop rubbing his shoulders in the changing room", "staff-allegation"),
+    ("a Year 11 girl went to her tutor's flat on Saturday and he gave her vodka", "staff-allegation"),
+    # a question at the end about what the speaker may do does not excuse the conduct before it
+    ("A teacher keeps messaging students in my form on Instagram late at night, are we allowed to report it?", "staff-allegation"),
+    ("A volunteer keeps taking photos of the children in the changing rooms, am I allowed to check his phone?", "staff-allegation"),
+    ("The PE teacher made a Year 8 boy do press-ups until he was sick, is that too much?", "staff-allegation"),
+    # lower-case named children with their class or form
+    ("sam in my class said his dad hits him", "dsl"),
+    ("kaylee in 6b mentioned her dad locks her in the shed", "dsl"),
     ("the site manager has a y6 boy helping him in the boiler room most lunchtimes with the door shut, no one else about", "staff-allegation"),
 ])
 def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
@@ -250,6 +263,11 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     # a pupil's question in a lesson, and a lesson's material, asked about in general
     "a yr 10 asked in rshe what sextortion is after that news story, how do i answer in a general way?",
     "the yr 12 law mock trial uses a made up FGM case, is that too much for 16 year olds?",
+    # times, rooms and year groups are not named children; an adult asked about in a question about practice
+    "Pickup at 3pm has changed for the residential, who is driving the minibus tonight?",
+    "Meet in Room 12A tomorrow for the trip, the coach leaves right now after lunch",
+    "Children in Year 4 have had their flu jabs, can the nurse give them sweets after?",
+    "Swimming in Year 4 costs 20 pounds, can the coach give them a lift to the pool?",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
@@ -266,8 +284,11 @@ def test_the_learned_boundary_raises_what_no_single_example_is_near_enough_to(em
 
 
 def test_the_learned_boundary_needs_a_specific_child_or_adult(detector):
-    """Behaviour words alone, with no child or adult who works with children, stay with the nearest-example rules."""
-    assert detector.assess("Which PSHE lesson covers flinching, hunger and bruises as signs of neglect?").escalate is False
+    """A message the boundary rates a likely concern, but about no child or adult in particular, stays with the other rules."""
+    text = "Someone keeps flinching whenever hands are raised and refuses to get changed for PE"
+    vector = detector.embedder.embed([text])[0]
+    assert detector._boundary.predict_proba(vector[None, :])[0, 1] >= detector.thresholds.learned_probability
+    assert detector.assess(text).escalate is False
 
 
 def test_policybot_eval_scores_a_safeguarding_case_file(tmp_path):
