@@ -32,6 +32,7 @@ BLIND6 = ROOT / "tests" / "data" / "blind6-safeguarding.yaml"
 BLIND7 = ROOT / "tests" / "data" / "blind7-safeguarding.yaml"
 BLIND8 = ROOT / "tests" / "data" / "blind8-safeguarding.yaml"
 BLIND9 = ROOT / "tests" / "data" / "blind9-safeguarding.yaml"
+BLIND10 = ROOT / "tests" / "data" / "blind10-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, BLIND8, BLIND9], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, BLIND8, BLIND9, BLIND10], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -245,6 +246,13 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     # lower-case named children with their class or form
     ("sam in my class said his dad hits him", "dsl"),
     ("kaylee in 6b mentioned her dad locks her in the shed", "dsl"),
+    # a half-told disclosure; "a kid in 11R"; "he's had"
+    ("hypothetically if a yr 5 said she doesnt want to go to her uncles at weekends because of what he does and made me promise not to tell, do i have to pass it on??", "dsl"),
+    ("kid in 11R handed in a creative writing piece that ends 'by the time you read this i'll be gone'. prob nothing?", "dsl"),
+    ("can you write a report comment for Leo 5T, positive tone pls. fyi he's had marks on his neck a few times and says mum's new partner 'plays rough'", "dsl"),
+    # contractors on site; a private call
+    ("the builder doing the roof has been chatting to y6 girls through the fence at lunch and asked one of them for her snapchat", "staff-allegation"),
+    ("the online tutor the school pays for asked a y10 boy to move to a private zoom without the school recording on, is that allowed??", "staff-allegation"),
     ("the site manager has a y6 boy helping him in the boiler room most lunchtimes with the door shut, no one else about", "staff-allegation"),
 ])
 def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
