@@ -51,6 +51,9 @@ TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((hi
 # "...can the coach give them a lift?": the adult is the subject of a question about practice, not of a statement
 QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could|should|may|must|do|does|will|would|is it (ok|okay|alright|fine|acceptable) (for|if|that))\s+"
                              r"(a|an|the|our|my|any|staff|one of the)?\s*$", re.IGNORECASE)
+# "...trip forms? also, jayden had a round burn...": the staff member marks a new item, so it is judged as a message of its own
+TOPIC_SWITCH = re.compile(r"^\W*(also|and also|oh and|oh also|btw|by the way|fyi|ps|p\.s\.|unrelated|also unrelated|on another note|separately|"
+                          r"another thing|one more thing|while i'?m here|oh)\b", re.IGNORECASE)
 # "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
 PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
@@ -228,7 +231,8 @@ class SafeguardingDetector:
         texts = list(dict.fromkeys(parts + alone))
         vectors = self.embedder.embed(texts)
         # a sentence on its own has less context, so it needs a closer match by meaning than a whole window
-        verdicts = [self._window(text, vector, sentence=i >= len(parts)) for i, (text, vector) in enumerate(zip(texts, vectors))]
+        verdicts = [self._window(text, vector, sentence=i >= len(parts) and not TOPIC_SWITCH.match(text))
+                    for i, (text, vector) in enumerate(zip(texts, vectors))]
         raised = [v for v in verdicts if v.escalate]
         if not raised:
             return Assessment(escalate=False)

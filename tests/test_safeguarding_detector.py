@@ -250,6 +250,9 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     ("hypothetically if a yr 5 said she doesnt want to go to her uncles at weekends because of what he does and made me promise not to tell, do i have to pass it on??", "dsl"),
     ("kid in 11R handed in a creative writing piece that ends 'by the time you read this i'll be gone'. prob nothing?", "dsl"),
     ("can you write a report comment for Leo 5T, positive tone pls. fyi he's had marks on his neck a few times and says mum's new partner 'plays rough'", "dsl"),
+    # a new item marked "also" / "oh and" after other business is judged as a message of its own
+    ("quick one, is the 3B trip form on the drive? also jayden had a perfectly round little burn on the back of his hand, says he did it on the oven door", "dsl"),
+    ("trip form q - do both parents need to sign for the y4 farm trip? also ollie 4M says the man next door lets him play xbox in his flat after school and gives him vapes and its their secret lol", "dsl"),
     # contractors on site; a private call
     ("the builder doing the roof has been chatting to y6 girls through the fence at lunch and asked one of them for her snapchat", "staff-allegation"),
     ("the online tutor the school pays for asked a y10 boy to move to a private zoom without the school recording on, is that allowed??", "staff-allegation"),
@@ -276,6 +279,8 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     "Meet in Room 12A tomorrow for the trip, the coach leaves right now after lunch",
     "Children in Year 4 have had their flu jabs, can the nurse give them sweets after?",
     "Swimming in Year 4 costs 20 pounds, can the coach give them a lift to the pool?",
+    "quick one about the trip forms. also, which room is the Year 6 leavers' assembly in?",
+    "Is the photocopier fixed? btw when is the next safeguarding refresher for supply staff?",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
