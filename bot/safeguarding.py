@@ -52,8 +52,8 @@ TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((hi
 QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could|should|may|must|do|does|will|would|is it (ok|okay|alright|fine|acceptable) (for|if|that))\s+"
                              r"(a|an|the|our|my|any|staff|one of the)?\s*$", re.IGNORECASE)
 # "...trip forms? also, jayden had a round burn...": the staff member marks a new item, so it is judged as a message of its own
-TOPIC_SWITCH = re.compile(r"^\W*(also|and also|oh and|oh also|btw|by the way|fyi|ps|p\.s\.|unrelated|also unrelated|on another note|separately|"
-                          r"another thing|one more thing|while i'?m here|oh)\b", re.IGNORECASE)
+TOPIC_SWITCH = re.compile(r"^\W*(also|and also|oh|btw|by the way|fyi|ps|p\.s\.|unrelated|on another note|separately|"
+                          r"another thing|one more thing|while i'?m here)\b", re.IGNORECASE)
 # "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
 PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
@@ -266,8 +266,8 @@ class SafeguardingDetector:
         framed = _framed(text, rules) and not child
         terms = {i: _hits(c.terms, text) for i, c in enumerate(rules.categories)}
         staff_index = [i for i, c in enumerate(rules.categories) if c.route == "staff-allegation"]
-        has_subject = self._staff_subject(text) is not None  # an adult who works with children, not the speaker or a listener
-        staff_hit, asked = self._staff_conduct(text)
+        # an adult who works with children (not the speaker or a listener); their conduct; asked about in a question?
+        has_subject, staff_hit, asked = self._staff(text)
         need = t.framed_margin if framed else t.margin
         by_meaning = top >= (t.sentence_min_similarity if sentence else t.min_similarity) and top - ordinary >= need
         # a looser match still counts when it names a specific child or an adult who works with children
@@ -279,6 +279,7 @@ class SafeguardingDetector:
         if not by_meaning and (child or has_subject):
             learned = float(self._boundary.predict_proba(vector[None, :])[0, 1])
         by_learned = learned >= (t.sentence_learned_probability if sentence else t.learned_probability)
+        near_concern = by_meaning or by_learned
         # a rule hit stands unless the message reads clearly more like an ordinary question than any concern
         vetoed = ordinary - top > t.rule_veto
         by_rule = (child and any(terms[i] for i, c in enumerate(rules.categories) if c.route == "dsl")
@@ -287,12 +288,12 @@ class SafeguardingDetector:
         # policy or practice, with no child or pronoun for one, excuses an adult's conduct
         staff_framed = (asked or _framed(text, rules, at_start=True)) and not child and not PERSONAL.search(text)
         by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
-        if not (by_meaning or by_learned or by_rule or by_staff):
+        if not (near_concern or by_rule or by_staff):
             return WindowVerdict(False)
         dsl_best = max((best[i][0] for i, c in enumerate(rules.categories) if c.route == "dsl"), default=0.0)
         staff_best = max((best[i][0] for i in staff_index), default=0.0)
         learned_note = f"; learned concern probability {learned:.2f}" if by_learned else ""
-        if by_staff or (has_subject and staff_best > dsl_best and (by_meaning or by_learned)):
+        if by_staff or (has_subject and staff_best > dsl_best and near_concern):
             i = staff_index[0]
             reason = (f"adult and conduct terms: {staff_hit}" if staff_hit
                       else f"matched example: '{examples[best[i][1]]}' ({best[i][0]:.2f}){learned_note}")
@@ -302,7 +303,7 @@ class SafeguardingDetector:
         ranked = sorted((i for i, c in enumerate(rules.categories) if c.route == "dsl"), key=lambda i: -best[i][0])
         for i in ranked:
             score, row = best[i]
-            near = (by_meaning or by_learned) and score >= dsl_best - t.also_within  # the best category always, and any close behind it
+            near = near_concern and score >= dsl_best - t.also_within  # the best category always, and any close behind it
             hit = child and terms[i]
             if near and hit:
                 picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}; terms: {', '.join(hit)}"))
@@ -327,17 +328,16 @@ class SafeguardingDetector:
                         continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them; "told his TA daddy...": the listener
                     yield category, m
 
-    def _staff_subject(self, text: str) -> re.Match | None:
-        return next((m for _, m in self._staff_subjects(text)), None)
-
-    def _staff_conduct(self, text: str) -> tuple[str | None, bool]:
-        """'<adult who works with children> ... <conduct>' within a short span: the words matched (or None), and
-        whether that adult is the subject of a question ("can the coach give them a lift?")."""
+    def _staff(self, text: str) -> tuple[bool, str | None, bool]:
+        """In one pass: is an adult who works with children the subject; '<that adult> ... <conduct>' within a short
+        span (the words matched, or None); and is that adult asked about in a question ("can the coach give them a lift?")."""
+        subject = False
         for category, m in self._staff_subjects(text):
+            subject = True
             conduct = _hits(category.terms, text[m.end(): m.end() + 120])
             if conduct:
-                return f"{m.group(0).lower()}, {', '.join(conduct)}", bool(QUESTION_BEFORE.search(text[: m.start()]))
-        return None, False
+                return True, f"{m.group(0).lower()}, {', '.join(conduct)}", bool(QUESTION_BEFORE.search(text[: m.start()]))
+        return subject, None, False
 
 
 def _hits(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
