@@ -41,7 +41,7 @@ class Group(click.Group):
 @click.option("--config", envvar="POLICYBOT_CONFIG", type=click.Path(dir_okay=False), help="YAML settings file.")
 @click.option("--policies", type=click.Path(file_okay=False), help="Policies folder (default: policies/).")
 @click.option("--data", type=click.Path(file_okay=False), help="Data folder for the index and databases (default: data/).")
-@click.option("--model", help="A sentence-transformers model directory (default: the bundled all-MiniLM-L6-v2).")
+@click.option("--model", help="all-mpnet-base-v2 or a sentence-transformers model directory (default: the bundled all-MiniLM-L6-v2).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (ids, counts, timings; never message text).")
 @click.pass_context
 def main(ctx, config, policies, data, model, verbose):
@@ -101,6 +101,7 @@ def _ask_stream(runtime, default_school: str | None, as_json: bool) -> int:
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
+        row = None  # a line that is not JSON must not be reported under the previous line's question
         try:
             row = json.loads(line)
             if not isinstance(row, dict):
@@ -114,7 +115,6 @@ def _ask_stream(runtime, default_school: str | None, as_json: bool) -> int:
             failures += 1
             out = {"question": row.get("question") if isinstance(row, dict) else None, "school": (row.get("school") if isinstance(row, dict) else None),
                    "answered": False, "answer": "", "citations": [], "error": f"line {number}: {exc}"}
-            row = {}
         click.echo(json.dumps(out, ensure_ascii=False) if as_json else render_json(out))
         sys.stdout.flush()
     return 1 if failures else 0

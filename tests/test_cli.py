@@ -66,6 +66,19 @@ def test_ask_stdin_json_lines_answers_in_order(data_dir):
     assert [o["answered"] for o in outs] == [True, False, True]
 
 
+def test_ask_stdin_bad_lines_get_their_own_error_and_the_rest_are_answered(data_dir):
+    # a comment line first (it once crashed the command), and a broken line after a good one
+    # (it was once reported under the good line's question and school)
+    stdin = "# not json\n" + json.dumps({"question": "Does the policy apply to contractors?", "school": "kingsmead"}) + "\n{broken\n"
+    result = run("ask", "-", "--json", data=data_dir, stdin=stdin)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    outs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(outs) == 3
+    assert outs[0]["error"].startswith("line 1:") and outs[0]["question"] is None
+    assert outs[1]["school"] == "kingsmead" and outs[1]["answered"] is True and "error" not in outs[1]
+    assert outs[2]["error"].startswith("line 3:") and outs[2]["question"] is None and outs[2]["school"] is None
+
+
 def test_unknown_school(data_dir):
     assert_one_clear_line(run("ask", "hello?", "--school", "hogwarts", data=data_dir), "hogwarts", "mill-lane")
 
