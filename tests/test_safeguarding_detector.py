@@ -33,6 +33,7 @@ BLIND7 = ROOT / "tests" / "data" / "blind7-safeguarding.yaml"
 BLIND8 = ROOT / "tests" / "data" / "blind8-safeguarding.yaml"
 BLIND9 = ROOT / "tests" / "data" / "blind9-safeguarding.yaml"
 BLIND10 = ROOT / "tests" / "data" / "blind10-safeguarding.yaml"
+BLIND11 = ROOT / "tests" / "data" / "blind11-safeguarding.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, BLIND8, BLIND9, BLIND10], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, BLIND8, BLIND9, BLIND10, BLIND11], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -257,6 +258,15 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     ("the builder doing the roof has been chatting to y6 girls through the fence at lunch and asked one of them for her snapchat", "staff-allegation"),
     ("the online tutor the school pays for asked a y10 boy to move to a private zoom without the school recording on, is that allowed??", "staff-allegation"),
     ("the site manager has a y6 boy helping him in the boiler room most lunchtimes with the door shut, no one else about", "staff-allegation"),
+    # a child named with a bracketed class code or a negated verb; a split lip; "he's come in with"
+    ("Ava (4T) has been off every Monday this term and mum's excuses keep changing, she looks thinner too", "dsl"),
+    ("Tyler in Y5 cowers when anyone raises their voice and won't take his jumper off even in the heat", "dsl"),
+    # a nanny is family here (a grandmother), not someone who works at the school
+    ("Kai in 3R told me his nanny slaps him when mum is at work", "dsl"),
+    ("dinner money again for Kai 3R, still hasn't paid. he's come in with a fat lip and flinches when I move quickly", "dsl"),
+    # early years practitioners; an adult sending a child pictures of themselves
+    ("one of the early years practitioners takes videos of the toddlers at nappy time on her own phone", "staff-allegation"),
+    ("a mum rang to say the drama teacher sent her 14 year old selfies of himself in his underwear", "staff-allegation"),
 ])
 def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     assessment = detector.assess(text)
@@ -281,6 +291,13 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     "Swimming in Year 4 costs 20 pounds, can the coach give them a lift to the pool?",
     "quick one about the trip forms. also, which room is the Year 6 leavers' assembly in?",
     "Is the photocopier fixed? btw when is the next safeguarding refresher for supply staff?",
+    # everyday illness and staff money questions
+    "a Year 2 was sick in assembly, who do I ask for more spill kits?",
+    "Can I claim back what I spent on art supplies for my class?",
+    # flinching at noises is sensory, not fear of a person; subjects are not names
+    "Sam in Year 2 flinches at loud noises, can he wear ear defenders in assembly?",
+    "PE in Year 5 hasn't been moved to Thursday after all",
+    "the swimming teacher says the girls must be in swimwear for the gala, not shorts",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
@@ -288,7 +305,7 @@ def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
 
 def test_the_learned_boundary_raises_what_no_single_example_is_near_enough_to(embedder, detector):
     """Fitted on the YAML's examples: it catches a concern described only by behaviour, and says so in the reason."""
-    text = "Tyler in Y5 flinches whenever anyone lifts a hand near him and refuses to get changed for PE in front of anyone"
+    text = "Tyler in Y5 goes rigid whenever an adult comes close and refuses to get changed for PE in front of anyone"
     without = SafeguardingDetector(embedder, thresholds=Thresholds(learned_probability=1.01, sentence_learned_probability=1.01))
     assert without.assess(text).escalate is False
     assessment = detector.assess(text)
