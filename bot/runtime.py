@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from bot.answer import Answerer
+from bot.coverage import Coverage, coverage_for
 from bot.settings import Settings
 from index import publish
 from index.catalogue import Catalogue, load_catalogue
@@ -27,7 +28,14 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(self.settings.model)
+        return SentenceTransformerEmbedder(self.settings.model, models_dir=self.settings.model_store)
+
+    @cached_property
+    def safeguarding_embedder(self) -> SentenceTransformerEmbedder:
+        """The bundled model unless settings name another: the gate's thresholds and learned boundary are
+        calibrated for it, so choosing a larger model for answers must not change which concerns are caught."""
+        embedder = SentenceTransformerEmbedder(self.settings.safeguarding_model, models_dir=self.settings.model_store)
+        return self.embedder if embedder.name == self.embedder.name else embedder
 
     @cached_property
     def index(self) -> LiveIndex:
@@ -37,7 +45,7 @@ class Runtime:
     def safeguarding(self):
         from bot.safeguarding import SafeguardingDetector
 
-        return SafeguardingDetector(self.embedder)
+        return SafeguardingDetector(self.safeguarding_embedder)
 
     @cached_property
     def escalations(self):
@@ -47,7 +55,9 @@ class Runtime:
 
     @cached_property
     def answerer(self) -> Answerer:
-        return Answerer(self.catalogue, self.index, today=dt.date.today, safeguarding=self.safeguarding)
+        thresholds = self.settings.answer_thresholds
+        coverage = coverage_for(self.embedder.name, Coverage(**thresholds.model_dump()) if thresholds else None)
+        return Answerer(self.catalogue, self.index, today=dt.date.today, coverage=coverage, safeguarding=self.safeguarding)
 
     def build_index(self, *, dry_run: bool = False, keep: int = publish.KEEP, progress: bool | None = None) -> publish.ChangeReport:
         """Publish what changed in the policies folder as a new index version and start serving it."""

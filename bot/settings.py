@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class SettingsError(PolicyBotError):
@@ -56,12 +56,32 @@ class EscalationSettings(BaseModel):
     max_attempts_per_run: int = 8
 
 
+class AnswerThresholds(BaseModel):
+    """When a clause counts as answering a question (see bot/coverage.py); only for a model not calibrated there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_score: float = Field(ge=0, le=1)
+    strong_score: float = Field(ge=0, le=1)
+    max_unknown_share: float = Field(default=0.40, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_score > self.strong_score:
+            raise ValueError("min_score must not be above strong_score")
+        return self
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     policies_dir: Path = Path("policies")
     data_dir: Path = Path("data")
-    model: str | None = None  # a sentence-transformers model directory; None = bundled all-MiniLM-L6-v2
+    model: str | None = None  # all-mpnet-base-v2 or a sentence-transformers model directory; None = bundled all-MiniLM-L6-v2
+    # the safeguarding gate's model: its thresholds are calibrated for the bundled one, so it stays unless set here
+    safeguarding_model: str | None = None
+    answer_thresholds: AnswerThresholds | None = None
+    models_dir: Path | None = None  # where packaged models are assembled; default data_dir/models
     school: str | None = None  # one-school install: every question uses this school
     schools: dict[str, SchoolRoutes] = Field(default_factory=dict)
     slack: SlackSettings = SlackSettings()
@@ -70,6 +90,10 @@ class Settings(BaseModel):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def model_store(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
     @property
     def database(self) -> Path:
@@ -83,6 +107,7 @@ ENVIRONMENT = {
     "POLICYBOT_POLICIES": ("policies_dir",),
     "POLICYBOT_DATA": ("data_dir",),
     "POLICYBOT_MODEL": ("model",),
+    "POLICYBOT_SAFEGUARDING_MODEL": ("safeguarding_model",),
     "POLICYBOT_SCHOOL": ("school",),
     "POLICYBOT_DSL_CHANNEL": ("escalation", "dsl_channel"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),

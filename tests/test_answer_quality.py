@@ -34,6 +34,7 @@ QUESTION_SETS = [
     (ROOT / "tests" / "data" / "blind3-questions.yaml", 0.62, 0.80, 1),
     (ROOT / "tests" / "data" / "blind4-questions.yaml", 0.53, 0.75, 1),
     (ROOT / "tests" / "data" / "blind5-questions.yaml", 0.55, 0.85, 2),
+    (ROOT / "tests" / "data" / "blind6-questions.yaml", 0.58, 0.80, 1),
 ]
 
 
