@@ -305,10 +305,9 @@ class SafeguardingDetector:
             score, row = best[i]
             near = near_concern and score >= dsl_best - t.also_within  # the best category always, and any close behind it
             hit = child and terms[i]
-            if near and hit:
-                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}; terms: {', '.join(hit)}"))
-            elif near:
-                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}"))
+            if near:
+                terms_note = f"; terms: {', '.join(hit)}" if hit else ""
+                picked.append((rules.categories[i].name, f"matched example: '{examples[row]}' ({score:.2f}){learned_note}{terms_note}"))
             elif hit:
                 picked.append((rules.categories[i].name, f"specific child and terms: {', '.join(hit)}"))
         picked.sort(key=lambda p: 0 if "matched example" in p[1] and "terms" in p[1] else 1)

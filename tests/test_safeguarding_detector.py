@@ -23,17 +23,8 @@ pytestmark = pytest.mark.model
 
 DEV = SHARED_EVAL / "dev-safeguarding.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
-BLIND = ROOT / "tests" / "data" / "blind-safeguarding.yaml"
-BLIND2 = ROOT / "tests" / "data" / "blind2-safeguarding.yaml"
-BLIND3 = ROOT / "tests" / "data" / "blind3-safeguarding.yaml"
-BLIND4 = ROOT / "tests" / "data" / "blind4-safeguarding.yaml"
-BLIND5 = ROOT / "tests" / "data" / "blind5-safeguarding.yaml"
-BLIND6 = ROOT / "tests" / "data" / "blind6-safeguarding.yaml"
-BLIND7 = ROOT / "tests" / "data" / "blind7-safeguarding.yaml"
-BLIND8 = ROOT / "tests" / "data" / "blind8-safeguarding.yaml"
-BLIND9 = ROOT / "tests" / "data" / "blind9-safeguarding.yaml"
-BLIND10 = ROOT / "tests" / "data" / "blind10-safeguarding.yaml"
-BLIND11 = ROOT / "tests" / "data" / "blind11-safeguarding.yaml"
+# the blind sets, each written by a helper who never saw the method (README "Measured quality")
+BLIND = [ROOT / "tests" / "data" / f"blind{n}-safeguarding.yaml" for n in ("", *range(2, 12))]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +49,7 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
     assert len(figures["false_alarms"]) <= 2
 
 
-@pytest.mark.parametrize("path", [HOLDOUT, BLIND, BLIND2, BLIND3, BLIND4, BLIND5, BLIND6, BLIND7, BLIND8, BLIND9, BLIND10, BLIND11], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [HOLDOUT, *BLIND], ids=lambda p: p.stem)
 def test_sets_written_apart_from_the_method_generalise(detector, path):
     """Written separately from the method (the blind set by a writer who never saw it). A floor that a broken method would fall through."""
     figures = score(detector, path)
@@ -338,7 +329,7 @@ def test_policybot_eval_scores_a_safeguarding_case_file(tmp_path):
     assert [m["problem"] for m in figures["misses"]] == ["expected staff-allegation, got dsl"]
 
 
-@pytest.mark.parametrize("path", [DEV, HOLDOUT, BLIND4, BLIND5, BLIND6], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [DEV, HOLDOUT, *BLIND[3:6]], ids=lambda p: p.stem)
 def test_every_escalation_names_at_least_one_category_with_its_reason(detector, path):
     """The DSL's alert must say why: no escalation without a category, and one reason per category."""
     if not path.is_file():
