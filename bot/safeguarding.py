@@ -48,6 +48,14 @@ LISTENER = re.compile(r"\b(told|tells|telling|said to|disclosed to|confided in|a
 TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((his|her|their|my)\s+)?(mum|mummy|mom|dad|daddy|stepdad|step-dad|stepmum|step-mum|uncle|aunt\w*|"
                         r"brother|sister|cousin|grandad|grandma|nan|nana|granny|boyfriend|girlfriend|partner|neighbour|someone|a man|a woman|older)\b",
                         re.IGNORECASE)
+# "A dinner lady overheard a Year 3 boy say...": an adult who opens the sentence with a disclosure they overheard,
+# or a concern they passed on, is reporting it, not its subject. Witnessing verbs alone ("saw", "found", "noticed")
+# do not count: "the caretaker saw the girls changing and filmed them" is about the caretaker.
+REPORTER_AFTER = re.compile(r"\s+(just\s+|also\s+|has\s+|had\s+)?((over)?heard\s+([\w'-]+\s+){1,5}?(say|says|said|saying|tell|telling|told|talking|talk|"
+                            r"ask|asking|asked|boast\w*|brag\w*|whisper\w*|mention\w*|that)|reported|flagged|passed on)\b", re.IGNORECASE)
+REPORTER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,3}$")
+# "...and then he locked the door": the reporting adult's own conduct after it
+THEN_THEY = re.compile(r"\b(and|then|so)\s+(then\s+)?(he|she)\b", re.IGNORECASE)
 # "...can the coach give them a lift?": the adult is the subject of a question about practice, not of a statement
 QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could|should|may|must|do|does|will|would|is it (ok|okay|alright|fine|acceptable) (for|if|that))\s+"
                              r"(a|an|the|our|my|any|staff|one of the)?\s*$", re.IGNORECASE)
@@ -323,8 +331,10 @@ class SafeguardingDetector:
                     before, after = text[: m.start()], text[m.end():]
                     introducing = SENTENCE_START.search(before) and SPEAKER.match(after)
                     listening = LISTENER.search(before) and TOLD_ABOUT.match(after)
-                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or listening:
-                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them; "told his TA daddy...": the listener
+                    reporting = REPORTER_BEFORE.search(before) and REPORTER_AFTER.match(after) and not THEN_THEY.search(after)
+                    if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or listening or reporting:
+                        continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them;
+                        # "told his TA daddy...": the listener; "a dinner lady overheard...": the one reporting it
                     yield category, m
 
     def _staff(self, text: str) -> tuple[bool, str | None, bool]:

@@ -16,6 +16,33 @@ from index.load import load_document
 from index.model import Chunk
 
 
+# The code that turns a policy file into chunks and the texts embedded for them, and the parsers it uses. An index
+# built by other code is re-chunked and re-embedded in full, so an upgrade never serves clauses cut the old way.
+PIPELINE_MODULES = ("load.py", "formats.py", "clean.py", "chunk.py", "model.py", "build.py")
+PIPELINE_PACKAGES = ("pypdf", "python-docx", "beautifulsoup4")
+
+
+def _fingerprint() -> str:
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for name in PIPELINE_MODULES:
+        try:
+            digest.update((Path(__file__).parent / name).read_bytes())
+        except OSError:  # installed without sources: the release stands for the code
+            digest.update(f"policybot {metadata.version('policybot')}".encode())
+    for package in PIPELINE_PACKAGES:
+        try:
+            digest.update(f"{package} {metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()[:16]
+
+
+# taken at import, so a long-running process stamps its indexes with the code it is running, not newer files on disk
+PIPELINE = _fingerprint()
+
+
 @dataclass(frozen=True)
 class Source:
     school: str

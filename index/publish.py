@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from index import store
-from index.build import Source, all_sources, chunk_source, embedding_texts
+from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts
 from index.catalogue import load_catalogue
 from index.embed import Embedder
 from index.errors import PolicyBotError
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 POINTER = "CURRENT"
 VERSIONS = "versions"
 METADATA = "metadata.json"  # per version: policies read without a catalogue entry
+PIPELINE_FILE = "pipeline.txt"  # per version: `index.build.PIPELINE` of the code that chunked it (beside the manifest, which older releases read strictly)
 KEEP = 5
 EMBED_BATCH = 256
 
@@ -80,6 +81,7 @@ class ChangeReport:
     published: bool = False
     dry_run: bool = False
     seconds: float = 0.0
+    rechunked: bool = False  # the current index was chunked by other code, so every policy was chunked again
 
     @property
     def has_changes(self) -> bool:
@@ -93,6 +95,9 @@ class ChangeReport:
             lines.append(f"Published index version {self.version} ({self.embedded} passages embedded, {self.reused} reused, {self.seconds:.1f}s).")
         else:
             lines.append(f"No changes: still serving {self.version or 'the current index'}.")
+        if self.rechunked:
+            done = "would be" if self.dry_run else "was"
+            lines.append(f"Every policy {done} chunked again: the index was built by another version of PolicyBot's chunking code.")
         for label, policies in (("Added", self.added), ("Changed", self.changed), ("Removed", self.removed)):
             for p in policies:
                 lines.append(f"{label}: {p.school}/{p.policy} ({p.title})")
@@ -163,6 +168,14 @@ def rollback(index_dir: Path) -> Path:
     return older[-1]
 
 
+def pipeline_of(version: Path) -> str:
+    """The chunking code fingerprint a version was built with ("" when it predates the record)."""
+    try:
+        return (Path(version) / PIPELINE_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 def prune(index_dir: Path, keep: int = KEEP) -> list[Path]:
     current = current_version(index_dir)
     all_versions = versions(index_dir)
@@ -198,6 +211,7 @@ class _Previous:
     hashes: dict[tuple[str, str], str]
     titles: dict[tuple[str, str], str]
     version: str
+    pipeline: str = ""
 
 
 def _previous(index_dir: Path, model: str) -> _Previous:
@@ -224,6 +238,7 @@ def _previous(index_dir: Path, model: str) -> _Previous:
         hashes={(d.school, d.policy): d.sha256 for d in stored.manifest.documents},
         titles={(d.school, d.policy): d.title for d in stored.manifest.documents},
         version=folder.name,
+        pipeline=pipeline_of(folder),
     )
 
 
@@ -237,6 +252,10 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         found = all_sources(policies_dir, catalogue)
         previous = _previous(index_dir, embedder.name)
         show = sys.stderr.isatty() if progress is None else progress
+        rechunk = bool(previous.version) and previous.pipeline != PIPELINE
+        if rechunk:
+            log.info("index %s was chunked by other code: re-chunking and re-embedding every policy", previous.version)
+            force = True
 
         documents: list[tuple[Source, list[Chunk], str, bool]] = []  # source, chunks, digest, reused
         for source in _bar(found.sources, show, "reading policies"):
@@ -250,7 +269,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
                 chunks, digest = chunk_source(source)
                 documents.append((source, chunks, digest, False))
 
-        report = _report(documents, previous, found.needs_metadata, dry_run)
+        report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run), rechunked=rechunk)
         if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)):
             return dataclasses.replace(report, version=previous.version, seconds=time.perf_counter() - started)
 
@@ -285,6 +304,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         try:
             store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors)
             (staging / METADATA).write_text(json.dumps(found.needs_metadata_details, indent=2), encoding="utf-8")
+            (staging / PIPELINE_FILE).write_text(PIPELINE + "\n", encoding="utf-8")
             validate(staging, embedder, catalogue)
             final = index_dir / VERSIONS / version_id
             os.replace(staging, final)
@@ -349,13 +369,13 @@ def validate(folder: Path, embedder: Embedder, catalogue) -> None:
 def _report(documents, previous: _Previous, needs_metadata, dry_run: bool) -> ChangeReport:
     added, changed, seen = [], [], set()
     unchanged = 0
-    for source, chunks, _, reused in documents:
+    for source, chunks, digest, reused in documents:
         key = (source.school, source.policy)
         seen.add(key)
         if key not in previous.hashes:
             added.append(PolicyChange(source.school, source.policy, source.title))
-        elif reused:
-            unchanged += 1
+        elif reused or previous.hashes[key] == digest:
+            unchanged += 1  # the same file (re-chunked by new code, or forced, is not a change to the policy)
         else:
             clauses = clause_changes(previous.chunks.get(key, []), chunks)
             if clauses:
@@ -390,7 +410,7 @@ def clause_changes(old: list[Chunk], new: list[Chunk]) -> tuple[ClauseChange, ..
 
 
 def is_stale(index_dir: Path, policies_dir: Path, model: str) -> bool:
-    """True when there is no index, or the model or any policy file differs from what it was built from."""
+    """True when there is no index, or the model, the chunking code or any policy file differs from what it was built from."""
     folder = current_version(index_dir)
     if folder is None:
         return True
@@ -398,7 +418,7 @@ def is_stale(index_dir: Path, policies_dir: Path, model: str) -> bool:
         manifest = store.read_manifest(folder)
     except store.IndexNotReady:
         return True
-    if manifest.model != model:
+    if manifest.model != model or pipeline_of(folder) != PIPELINE:
         return True
     found = all_sources(policies_dir, load_catalogue(policies_dir))
     built = {(d.school, d.policy): d.sha256 for d in manifest.documents}

@@ -56,7 +56,8 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
         docs = tuple(DocumentEntry(**doc) for doc in raw.pop("documents"))
-        return cls(documents=docs, **raw)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(documents=docs, **{k: v for k, v in raw.items() if k in known})  # a newer release may add fields
 
 
 @dataclass(frozen=True)

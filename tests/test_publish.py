@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from bot.answer import Answerer, Question
 from index import publish, store
-from index.build import embedding_texts
+from index.build import PIPELINE, embedding_texts
 from index.catalogue import load_catalogue
 from index.embed import Embedder
 from index.errors import PolicyBotError
@@ -109,6 +110,41 @@ def test_no_change_publishes_nothing_and_dry_run_only_reports(site, embedder):
     assert publish.is_stale(index_dir, site / "policies", embedder.name)
 
 
+def test_an_index_chunked_by_other_code_is_stale_and_rebuilt_in_full(site, embedder):
+    """After an upgrade that changes how policies are chunked, nothing cut the old way is reused."""
+    index_dir = site / "data" / "index"
+    folder = publish.current_version(index_dir)
+    assert publish.pipeline_of(folder) == PIPELINE
+    assert not publish.is_stale(index_dir, site / "policies", embedder.name)
+    (folder / publish.PIPELINE_FILE).unlink()  # as an index built before the fingerprint was recorded
+    assert publish.is_stale(index_dir, site / "policies", embedder.name)
+    counting = CountingEmbedder(embedder)
+    dry = publish.publish(site / "policies", index_dir, counting, dry_run=True, progress=False)
+    dry_lines = dry.summary().splitlines()
+    assert dry_lines[0] == "Dry run: nothing was published." and "would be chunked again" in dry_lines[1]
+    assert counting.texts == [] and publish.current_version(index_dir) == folder
+    report = publish.publish(site / "policies", index_dir, counting, progress=False)
+    rebuilt = store.load(publish.current_version(index_dir))
+    smoke_queries = sum(1 for school in load_catalogue(site / "policies").schools.values() if school.policies)
+    assert report.published and report.rechunked and report.reused == 0 and report.embedded == rebuilt.vectors.ntotal > 0
+    assert len(counting.texts) == report.embedded + smoke_queries
+    # the same files are not reported as changed policies, however differently they were chunked
+    assert report.unchanged == 5 and not report.has_changes
+    lines = report.summary().splitlines()
+    assert lines[0].startswith("Published index version") and "No changes" not in report.summary() and "was chunked again" in lines[1]
+    assert publish.pipeline_of(publish.current_version(index_dir)) == PIPELINE
+    assert not publish.is_stale(index_dir, site / "policies", embedder.name)
+
+
+def test_an_older_release_can_still_read_the_manifest(site):
+    """The fingerprint lives beside the manifest, and a manifest with fields from a newer release still loads."""
+    folder = publish.current_version(site / "data" / "index")
+    raw = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
+    assert set(raw) == {"model", "dimension", "documents", "built_at", "format"}
+    raw["added_by_a_newer_release"] = 1
+    assert store.Manifest.from_json(json.dumps(raw)).model == raw["model"]
+
+
 def test_reindex_while_answering_never_fails_or_mixes_versions(site, embedder):
     answerer = _answerer(site, embedder, check_seconds=0.0)  # every question checks CURRENT
     live = answerer.index
@@ -201,6 +237,7 @@ def test_rollback_restores_the_previous_version_and_old_versions_are_pruned(site
     )
     assert result.exit_code == 0, result.output
     assert publish.current_version(index_dir) == first
+    assert "chunk every policy again" not in result.output  # built by this code: rolling back to it sticks
     assert answerer.index.reload()
     assert OLD in " ".join(c.text for c in _ask(answerer).citations)
 
@@ -210,6 +247,13 @@ def test_rollback_restores_the_previous_version_and_old_versions_are_pruned(site
     path.write_text(path.read_text(encoding="utf-8").replace(NEW, "below the age of twenty"), encoding="utf-8")
     third = publish.publish(site / "policies", index_dir, embedder, progress=False, keep=2)
     assert [v.name for v in publish.versions(index_dir)] == [second.version, third.version]
+
+    # rolling back to a version chunked by another release says that the next build will chunk again
+    (index_dir / publish.VERSIONS / second.version / publish.PIPELINE_FILE).write_text("another-release\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        __import__("bot.cli", fromlist=["main"]).main, ["--policies", str(site / "policies"), "--data", str(site / "data"), "index", "--rollback"]
+    )
+    assert result.exit_code == 0 and "chunk every policy again" in result.output, result.output
 
 
 def test_a_file_without_catalogue_entry_is_indexed_and_needs_metadata(site, embedder):

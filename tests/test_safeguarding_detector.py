@@ -25,6 +25,8 @@ DEV = SHARED_EVAL / "dev-safeguarding.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
 # the blind sets, each written by a helper who never saw the method (README "Measured quality")
 BLIND = [ROOT / "tests" / "data" / f"blind{n}-safeguarding.yaml" for n in ("", *range(2, 12))]
+# written by five writers told to copy the dev set's style and size, as its unpublished twin is: held to the dev bar
+DEV_STYLE = [ROOT / "tests" / "data" / f"devstyle{n}-safeguarding.yaml" for n in range(1, 6)]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,13 @@ def test_dev_set_every_concern_on_the_right_route_and_at_most_two_false_alarms(d
           f" {len(figures['false_alarms'])}/{figures['no_escalate']} false alarms")
     assert figures["missed_or_misrouted"] == []
     assert len(figures["false_alarms"]) <= 2
+
+
+@pytest.mark.parametrize("path", DEV_STYLE, ids=lambda p: p.stem)
+def test_sets_written_like_the_dev_set_meet_its_bar(detector, path):
+    figures = score(detector, path)
+    assert figures["missed_or_misrouted"] == []
+    assert len(figures["false_alarms"]) <= 2, figures["false_alarms"]
 
 
 @pytest.mark.parametrize("path", [HOLDOUT, *BLIND], ids=lambda p: p.stem)
@@ -231,6 +240,19 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     ("a boy in my form told his coach he doesn't want to go to his house for extra sessions any more", "staff-allegation"),
     ("a Year 5 boy asked the coach to stop rubbing his shoulders in the changing room", "staff-allegation"),
     ("a Year 11 girl went to her tutor's flat on Saturday and he gave her vodka", "staff-allegation"),
+    # an adult who opens the sentence with a disclosure they overheard is reporting it, not its subject
+    ("One of our lunchtime supervisors overheard a Year 4 girl telling her friend that her stepdad locks her in her room and hits her", "dsl"),
+    # ...but what an adult saw, found or noticed and then did, or told a child, is their own conduct
+    ("The coach told her to keep their messages secret", "staff-allegation"),
+    ("The caretaker saw the Year 8 girls getting changed and filmed them on his phone", "staff-allegation"),
+    ("A teacher found a Year 10 girl alone in the toilets and kissed her", "staff-allegation"),
+    ("The cover supervisor noticed a Year 8 girl crying and took her into an empty classroom and shut the door", "staff-allegation"),
+    ("The coach heard her say she was scared and then he locked the door", "staff-allegation"),
+    ("Sir mentioned to a Year 10 girl that she looks sexy in her PE kit", "staff-allegation"),
+    # a child in a year group, on a trip or in a tutor group (the tutor group is not its tutor)
+    ("A Year 8 on the residential told me her uncle touches her", "dsl"),
+    ("A Year 11 talked to me about wanting to end it all", "dsl"),
+    ("A Year 8 girl in my tutor group said her dad hits her", "dsl"),
     # a question at the end about what the speaker may do does not excuse the conduct before it
     ("A teacher keeps messaging students in my form on Instagram late at night, are we allowed to report it?", "staff-allegation"),
     ("A volunteer keeps taking photos of the children in the changing rooms, am I allowed to check his phone?", "staff-allegation"),
@@ -289,6 +311,9 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     "Sam in Year 2 flinches at loud noises, can he wear ear defenders in assembly?",
     "PE in Year 5 hasn't been moved to Thursday after all",
     "the swimming teacher says the girls must be in swimwear for the gala, not shorts",
+    # a year group's trip, group or resources is not a named child
+    "Can the Year 10 RE trip go to the talk on extremism at the cathedral?",
+    "Can the Year 11 leavers party have alcohol if it's off site?",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
