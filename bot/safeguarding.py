@@ -54,8 +54,10 @@ TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((hi
 REPORTER_AFTER = re.compile(r"\s+(just\s+|also\s+|has\s+|had\s+)?((over)?heard\s+([\w'-]+\s+){1,5}?(say|says|said|saying|tell|telling|told|talking|talk|"
                             r"ask|asking|asked|boast\w*|brag\w*|whisper\w*|mention\w*|that)|reported|flagged|passed on)\b", re.IGNORECASE)
 REPORTER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,3}$")
-# "...and then he locked the door": the reporting adult's own conduct after it
-THEN_THEY = re.compile(r"\b(and|then|so)\s+(then\s+)?(he|she)\b", re.IGNORECASE)
+# "...and then he locked the door", "...so he drove her home": the reporting adult's own conduct after it, in the same
+# sentence ("and she is scared to go home" is usually the child, so a bare "and she" does not count)
+THEN_THEY = re.compile(r"^[^.!?]*?\b(then\s+(he|she)|so\s+(he|she)\s+(drove|took|gave|hugged|kissed|touched|locked|shut|kept|made|grabbed|"
+                       r"pulled|bought|sent|messaged|followed))\b", re.IGNORECASE)
 # "...can the coach give them a lift?": the adult is the subject of a question about practice, not of a statement
 QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could|should|may|must|do|does|will|would|is it (ok|okay|alright|fine|acceptable) (for|if|that))\s+"
                              r"(a|an|the|our|my|any|staff|one of the)?\s*$", re.IGNORECASE)
@@ -331,7 +333,7 @@ class SafeguardingDetector:
                     before, after = text[: m.start()], text[m.end():]
                     introducing = SENTENCE_START.search(before) and SPEAKER.match(after)
                     listening = LISTENER.search(before) and TOLD_ABOUT.match(after)
-                    reporting = REPORTER_BEFORE.search(before) and REPORTER_AFTER.match(after) and not THEN_THEY.search(after)
+                    reporting = REPORTER_BEFORE.search(before) and REPORTER_AFTER.match(after) and not THEN_THEY.match(after)
                     if introducing or SPEAKER_BEFORE.search(before) or VOCATIVE.search(before) or listening or reporting:
                         continue  # "Supply TA here", "as a teacher": the staff member; "hey miss": a pupil addressing them;
                         # "told his TA daddy...": the listener; "a dinner lady overheard...": the one reporting it

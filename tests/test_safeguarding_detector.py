@@ -248,6 +248,9 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     ("A teacher found a Year 10 girl alone in the toilets and kissed her", "staff-allegation"),
     ("The cover supervisor noticed a Year 8 girl crying and took her into an empty classroom and shut the door", "staff-allegation"),
     ("The coach heard her say she was scared and then he locked the door", "staff-allegation"),
+    ("The coach heard her say she was scared so he drove her home and hugged her", "staff-allegation"),
+    # ...and "she" after a disclosure is usually the child, not the adult who overheard it
+    ("A dinner lady overheard a Year 3 girl say her dad hits her and she is scared to go home", "dsl"),
     ("Sir mentioned to a Year 10 girl that she looks sexy in her PE kit", "staff-allegation"),
     # a child in a year group, on a trip or in a tutor group (the tutor group is not its tutor)
     ("A Year 8 on the residential told me her uncle touches her", "dsl"),
