@@ -157,9 +157,7 @@ class Answerer:
         else:
             quoted = 0
             body = messages.not_covered(school.name, titles, school.ask, other_policy)
-        warnings = self._warnings(question.school, citations[:quoted], school.ask)
-        if warnings:
-            body = body + "\n\n" + "\n".join(warnings)
+        body, warnings = self._with_warnings(body, question.school, citations[:quoted], school.ask)
         log.info(
             "answered question_id=%s school=%s covered=%s top_score=%.3f ms=%.1f",
             question.question_id, question.school, covered, hits[0].score if hits else 0.0,
@@ -195,9 +193,7 @@ class Answerer:
         body = self.safeguarding.guidance(assessment)
         if quoted:
             body += "\n\n" + self._compose(school.name, citations[:quoted])
-        warnings = self._warnings(question.school, citations[:quoted], school.ask)
-        if warnings:
-            body += "\n\n" + "\n".join(warnings)
+        body, warnings = self._with_warnings(body, question.school, citations[:quoted], school.ask)
         log.info("escalation question_id=%s school=%s route=%s categories=%s", question.question_id, question.school,
                  assessment.route, ",".join(assessment.categories))
         return Answer(
@@ -248,6 +244,11 @@ class Answerer:
     def _quoted_clause(citation: Citation) -> str:
         quoted = "\n".join(f"> {line}" for line in citation.quote.split("\n"))
         return f"{quoted}\n— {citation.label}"
+
+    def _with_warnings(self, body: str, school: str, citations, ask: str) -> tuple[str, list[str]]:
+        """The answer with a line for each quoted policy past its review date, and those lines."""
+        warnings = self._warnings(school, citations, ask)
+        return (body + "\n\n" + "\n".join(warnings) if warnings else body), warnings
 
     def _warnings(self, school: str, citations, ask: str) -> list[str]:
         out = []
