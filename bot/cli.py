@@ -64,10 +64,9 @@ def index_command(ctx, dry_run, rollback, keep, policies_dir):
     runtime = _runtime(ctx)
     if rollback:
         from index import publish
-        from index.build import PIPELINE
 
         click.echo(f"Now serving index version {runtime.rollback_index()} from {runtime.settings.index_dir}")
-        if publish.pipeline_of(publish.current_version(runtime.settings.index_dir)) != PIPELINE:
+        if publish.chunked_by_other_code(publish.current_version(runtime.settings.index_dir)):
             click.echo("It was chunked by another version of PolicyBot, so the next `policybot index` or `make run` will chunk every policy again.")
         return
     report = runtime.build_index(dry_run=dry_run, keep=keep)

@@ -39,7 +39,14 @@ log = logging.getLogger(__name__)
 DATA = Path(__file__).with_name("safeguarding.yaml")
 # "Supply TA here." / "Cover supervisor here -": the staff member introducing themselves at the start of a sentence
 SPEAKER = re.compile(r"\s*([\w-]+\s+){0,2}here\s*([.,:;!?\u2013\u2014-]|$)", re.IGNORECASE)
-SENTENCE_START = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,2}$")
+
+
+def _sentence_start(words: int) -> re.Pattern:
+    """The text before a match is the start of a sentence and at most `words` words."""
+    return re.compile(rf"(^|[.!?]\s+)\W*([\w'-]+\s+){{0,{words}}}$")
+
+
+SENTENCE_START = _sentence_start(2)
 VOCATIVE = re.compile(r"\b(hey|hi|hiya|hello|thanks|thank you|cheers|morning|night|yes|no|ok|okay|love you)[\s,!]+$", re.IGNORECASE)
 SPEAKER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*(i'?m|i am|i work as|as)\s+(an?\s+|the\s+)?(\w+\s+)?$", re.IGNORECASE)
 # "noah told his keyworker daddy threw the telly": the adult a child told, followed by what they said about
@@ -53,7 +60,7 @@ TOLD_ABOUT = re.compile(r"\W*((that|about|whether|if|why)\s+(\w+\W+){0,4}?)?((hi
 # do not count: "the caretaker saw the girls changing and filmed them" is about the caretaker.
 REPORTER_AFTER = re.compile(r"\s+(just\s+|also\s+|has\s+|had\s+)?((over)?heard\s+([\w'-]+\s+){1,5}?(say|says|said|saying|tell|telling|told|talking|talk|"
                             r"ask|asking|asked|boast\w*|brag\w*|whisper\w*|mention\w*|that)|reported|flagged|passed on)\b", re.IGNORECASE)
-REPORTER_BEFORE = re.compile(r"(^|[.!?]\s+)\W*([\w'-]+\s+){0,3}$")
+REPORTER_BEFORE = _sentence_start(3)  # "One of our lunchtime supervisors overheard..."
 # "...and then he locked the door", "...so he drove her home": the reporting adult's own conduct after it, in the same
 # sentence ("and she is scared to go home" is usually the child, so a bare "and she" does not count)
 THEN_THEY = re.compile(r"^[^.!?]*?\b(then\s+(he|she)|so\s+(he|she)\s+(drove|took|gave|hugged|kissed|touched|locked|shut|kept|made|grabbed|"

@@ -168,12 +168,12 @@ def rollback(index_dir: Path) -> Path:
     return older[-1]
 
 
-def pipeline_of(version: Path) -> str:
-    """The chunking code fingerprint a version was built with ("" when it predates the record)."""
+def chunked_by_other_code(version: Path) -> bool:
+    """Whether a version was chunked by code other than this (or before the fingerprint was recorded)."""
     try:
-        return (Path(version) / PIPELINE_FILE).read_text(encoding="utf-8").strip()
+        return (Path(version) / PIPELINE_FILE).read_text(encoding="utf-8").strip() != PIPELINE
     except OSError:
-        return ""
+        return True
 
 
 def prune(index_dir: Path, keep: int = KEEP) -> list[Path]:
@@ -211,7 +211,7 @@ class _Previous:
     hashes: dict[tuple[str, str], str]
     titles: dict[tuple[str, str], str]
     version: str
-    pipeline: str = ""
+    other_code: bool = False  # chunked by other code: nothing of it may be reused
 
 
 def _previous(index_dir: Path, model: str) -> _Previous:
@@ -238,7 +238,7 @@ def _previous(index_dir: Path, model: str) -> _Previous:
         hashes={(d.school, d.policy): d.sha256 for d in stored.manifest.documents},
         titles={(d.school, d.policy): d.title for d in stored.manifest.documents},
         version=folder.name,
-        pipeline=pipeline_of(folder),
+        other_code=chunked_by_other_code(folder),
     )
 
 
@@ -252,7 +252,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         found = all_sources(policies_dir, catalogue)
         previous = _previous(index_dir, embedder.name)
         show = sys.stderr.isatty() if progress is None else progress
-        rechunk = bool(previous.version) and previous.pipeline != PIPELINE
+        rechunk = previous.other_code
         if rechunk:
             log.info("index %s was chunked by other code: re-chunking and re-embedding every policy", previous.version)
             force = True
@@ -418,7 +418,7 @@ def is_stale(index_dir: Path, policies_dir: Path, model: str) -> bool:
         manifest = store.read_manifest(folder)
     except store.IndexNotReady:
         return True
-    if manifest.model != model or pipeline_of(folder) != PIPELINE:
+    if manifest.model != model or chunked_by_other_code(folder):
         return True
     found = all_sources(policies_dir, load_catalogue(policies_dir))
     built = {(d.school, d.policy): d.sha256 for d in manifest.documents}

@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
+TEST_DATA = ROOT / "tests" / "data"  # the held-out, blind and dev-style sets
 TODAY = dt.date(2026, 11, 21)
 
 

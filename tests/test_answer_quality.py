@@ -8,7 +8,7 @@ import pytest
 
 from bot.answer import Question
 from bot.evaluate import evaluate, load_questions, squash
-from tests.conftest import ROOT, SHARED_EVAL
+from tests.conftest import SHARED_EVAL, TEST_DATA
 
 EX_PUPIL = "can I accept a follow from an ex-pupil aged 18?"
 # Each school answers the ex-pupil question differently; the deciding clause for each.
@@ -28,21 +28,21 @@ DECIDING_CLAUSE = {
 # see the README's "Measured quality".
 QUESTION_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
-    (ROOT / "tests" / "data" / "holdout-questions.yaml", 0.70, 0.84, 0),
-    (ROOT / "tests" / "data" / "blind-questions.yaml", 0.58, 0.88, 1),
-    (ROOT / "tests" / "data" / "blind2-questions.yaml", 0.56, 0.78, 0),
-    (ROOT / "tests" / "data" / "blind3-questions.yaml", 0.62, 0.80, 1),
-    (ROOT / "tests" / "data" / "blind4-questions.yaml", 0.53, 0.75, 1),
-    (ROOT / "tests" / "data" / "blind5-questions.yaml", 0.55, 0.85, 2),
-    (ROOT / "tests" / "data" / "blind6-questions.yaml", 0.58, 0.80, 1),
+    (TEST_DATA / "holdout-questions.yaml", 0.70, 0.84, 0),
+    (TEST_DATA / "blind-questions.yaml", 0.58, 0.88, 1),
+    (TEST_DATA / "blind2-questions.yaml", 0.56, 0.78, 0),
+    (TEST_DATA / "blind3-questions.yaml", 0.62, 0.80, 1),
+    (TEST_DATA / "blind4-questions.yaml", 0.53, 0.75, 1),
+    (TEST_DATA / "blind5-questions.yaml", 0.55, 0.85, 2),
+    (TEST_DATA / "blind6-questions.yaml", 0.58, 0.80, 1),
     # written by six writers told to copy the dev set's style, size and plainness (its unpublished twin's
     # "written the same way"); first looks 0.75/0.91, 0.64/0.89, 0.66/0.89, 0.66/0.84, 0.70/0.91, 0.68/0.89
-    (ROOT / "tests" / "data" / "devstyle1-questions.yaml", 0.72, 0.88, 0),
-    (ROOT / "tests" / "data" / "devstyle2-questions.yaml", 0.61, 0.86, 0),
-    (ROOT / "tests" / "data" / "devstyle3-questions.yaml", 0.63, 0.86, 0),
-    (ROOT / "tests" / "data" / "devstyle4-questions.yaml", 0.63, 0.81, 0),
-    (ROOT / "tests" / "data" / "devstyle5-questions.yaml", 0.68, 0.88, 0),
-    (ROOT / "tests" / "data" / "devstyle6-questions.yaml", 0.65, 0.86, 1),
+    (TEST_DATA / "devstyle1-questions.yaml", 0.72, 0.88, 0),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.61, 0.86, 0),
+    (TEST_DATA / "devstyle3-questions.yaml", 0.63, 0.86, 0),
+    (TEST_DATA / "devstyle4-questions.yaml", 0.63, 0.81, 0),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.68, 0.88, 0),
+    (TEST_DATA / "devstyle6-questions.yaml", 0.65, 0.86, 1),
 ]
 
 

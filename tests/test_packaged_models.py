@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from index.packaged_models import MPNET, VERIFIED, PackagedModel, PackagedModelError, assemble, installed_parts, packaged_model_dir
-from tests.conftest import POLICIES, ROOT, SHARED_EVAL, TODAY
+from tests.conftest import POLICIES, ROOT, SHARED_EVAL, TEST_DATA, TODAY
 
 FILES = {"config.json": b'{"hidden_size": 8}', "1_Pooling/config.json": b'{"pooling": "mean"}', "model.safetensors": bytes(range(256)) * 40}
 
@@ -170,11 +170,11 @@ def test_answers_use_mpnet_but_the_safeguarding_gate_keeps_the_bundled_model(mpn
 # set's hit@1 is lower than the bundled model's (0.82 against 0.86); every set written apart is higher.
 MPNET_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.77, 0.90),
-    (ROOT / "tests" / "data" / "blind4-questions.yaml", 0.72, 0.92),
-    (ROOT / "tests" / "data" / "blind6-questions.yaml", 0.72, 0.92),
+    (TEST_DATA / "blind4-questions.yaml", 0.72, 0.92),
+    (TEST_DATA / "blind6-questions.yaml", 0.72, 0.92),
     # the two dev-style sets where mpnet's first look was lowest (0.68/0.98 and 0.70/0.95)
-    (ROOT / "tests" / "data" / "devstyle2-questions.yaml", 0.65, 0.95),
-    (ROOT / "tests" / "data" / "devstyle5-questions.yaml", 0.68, 0.93),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.65, 0.95),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.68, 0.93),
 ]
 
 

@@ -17,16 +17,16 @@ from bot.safeguarding import DATA, SafeguardingDataError, SafeguardingDetector, 
 from index.catalogue import load_catalogue
 from index.embed import Embedder
 from index.live import LiveIndex
-from tests.conftest import POLICIES, ROOT, SHARED_EVAL, TODAY
+from tests.conftest import POLICIES, SHARED_EVAL, TEST_DATA, TODAY
 
 pytestmark = pytest.mark.model
 
 DEV = SHARED_EVAL / "dev-safeguarding.yaml"
-HOLDOUT = ROOT / "tests" / "data" / "holdout-safeguarding.yaml"
+HOLDOUT = TEST_DATA / "holdout-safeguarding.yaml"
 # the blind sets, each written by a helper who never saw the method (README "Measured quality")
-BLIND = [ROOT / "tests" / "data" / f"blind{n}-safeguarding.yaml" for n in ("", *range(2, 12))]
+BLIND = [TEST_DATA / f"blind{n}-safeguarding.yaml" for n in ("", *range(2, 12))]
 # written by five writers told to copy the dev set's style and size, as its unpublished twin is: held to the dev bar
-DEV_STYLE = [ROOT / "tests" / "data" / f"devstyle{n}-safeguarding.yaml" for n in range(1, 6)]
+DEV_STYLE = [TEST_DATA / f"devstyle{n}-safeguarding.yaml" for n in range(1, 6)]
 
 
 @pytest.fixture(scope="module")
