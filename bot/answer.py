@@ -25,6 +25,8 @@ from index.model import Hit
 log = logging.getLogger(__name__)
 
 CANDIDATES = 5
+# quote the second clause too when its score is this close to the best (scores are weighted means, index/search.py)
+QUOTE_BOTH_WITHIN = 0.04
 REPORTING_QUERY = "report a safeguarding concern about a child to the designated safeguarding lead "
 QUOTE_CHARS = 700
 
@@ -214,7 +216,7 @@ class Answerer:
     @staticmethod
     def _quoted(hits: list[Hit]) -> int:
         """Quote the best clause, and the next one when it is nearly as good (two schools' rules often span two)."""
-        if len(hits) > 1 and hits[1].score >= hits[0].score - 0.05:
+        if len(hits) > 1 and hits[1].score >= hits[0].score - QUOTE_BOTH_WITHIN:
             return 2
         return 1
 

@@ -16,12 +16,17 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from index.lexical import STOPWORDS
+from index.tokens import TokenVectors
+
 log = logging.getLogger(__name__)
+# the marks tokenizers put on word pieces: "##ing" (WordPiece), "Ġthe" (byte-level BPE), "▁the" (SentencePiece)
+PIECE_MARKS = "#Ġ▁"
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 PACKAGED_PREFIX = "packaged:"
@@ -42,6 +47,14 @@ class Embedder(ABC):
     @property
     def dimension(self) -> int:
         return int(self.embed(["dimension probe"]).shape[1])
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Each text's content word pieces with their in-context vectors (see index/tokens.py)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no word-piece vectors")
+
+    def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
+        """The (1, dimension) vector of one text and its word pieces; an embedder may do both in one pass."""
+        return self.embed([text]), self.embed_tokens([text])[0]
 
 
 def bundled_model_path() -> Path:
@@ -112,3 +125,46 @@ class SentenceTransformerEmbedder(Embedder):
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        return [words for _, words in self._encode_with_tokens(texts)]
+
+    def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
+        ((vector, words),) = self._encode_with_tokens([text])  # one forward pass for both: questions are latency-bound
+        return vector[None, :], words
+
+    def _encode_with_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, TokenVectors]]:
+        if not texts:
+            return []
+        model = self._model
+        with self._lock:
+            outputs = model.encode(list(texts), batch_size=self._batch_size, output_value=None, show_progress_bar=False)
+        keep = self._content_pieces
+        out = []
+        for features in outputs:
+            mask = features["attention_mask"].bool().numpy()
+            ids = features["input_ids"].numpy()[mask]
+            vectors = features["token_embeddings"].float().numpy()[mask]
+            chosen = np.array([keep(int(i)) for i in ids], dtype=bool) if len(ids) else np.zeros(0, bool)
+            sentence = features["sentence_embedding"].float().numpy()
+            out.append((_unit(sentence[None, :])[0], TokenVectors(ids[chosen].astype(np.int64), _unit(vectors[chosen]))))
+        return out
+
+    @cached_property
+    def _content_pieces(self):
+        """Whether a vocabulary id is a content piece: not a special token, a stop word or punctuation."""
+        tokenizer = self._model.tokenizer
+        special = set(tokenizer.all_special_ids)
+
+        @lru_cache(maxsize=None)
+        def keep(piece_id: int) -> bool:
+            if piece_id in special:
+                return False
+            piece = tokenizer.convert_ids_to_tokens(piece_id).strip(PIECE_MARKS).lower()
+            return any(c.isalnum() for c in piece) and piece not in STOPWORDS
+
+        return keep
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12), dtype=np.float32)

@@ -80,6 +80,22 @@ class Synonyms:
         return extra
 
 
+    def in_vocabulary(self, text: str, vocabulary: frozenset[str]) -> str | None:
+        """`text` with each staff term the vocabulary lacks replaced by a synonym it has ("ex-pupil" ->
+        "former students" for a policy that only says that), so word matching sees the policy's words;
+        None when every term it uses is the vocabulary's own."""
+        padded = original = " " + " ".join(words(text.replace("-", " "))) + " "
+        for group in self.groups:
+            used = [term for term in group if f" {' '.join(words(term.replace('-', ' ')))} " in padded]
+            if not used or any(set(tokens(term)) <= vocabulary for term in used):
+                continue
+            known = next((term for term in group if tokens(term) and set(tokens(term)) <= vocabulary), None)
+            if known is not None:
+                for term in sorted(used, key=len, reverse=True):
+                    padded = padded.replace(f" {' '.join(words(term.replace('-', ' ')))} ", f" {known} ", 1)
+        return padded.strip() if padded != original else None
+
+
 @lru_cache(maxsize=8)
 def _stemmed_groups(groups: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(tokens(" ".join(group))) for group in groups)

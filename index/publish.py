@@ -35,6 +35,7 @@ from index import store
 from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts
 from index.catalogue import load_catalogue
 from index.embed import Embedder
+from index.tokens import TokenTable, TokenVectors
 from index.errors import PolicyBotError
 from index.model import Chunk
 
@@ -208,6 +209,7 @@ def _build_lock(index_dir: Path):
 class _Previous:
     chunks: dict[tuple[str, str], list[Chunk]]
     vectors: dict[tuple[str, str], np.ndarray]  # passage vectors of each document, in order
+    tokens: dict[tuple[str, str], list[TokenVectors]]  # word-piece vectors of each document's chunks, in order
     hashes: dict[tuple[str, str], str]
     titles: dict[tuple[str, str], str]
     version: str
@@ -215,7 +217,7 @@ class _Previous:
 
 
 def _previous(index_dir: Path, model: str) -> _Previous:
-    empty = _Previous({}, {}, {}, {}, "")
+    empty = _Previous({}, {}, {}, {}, {}, "")
     folder = current_version(index_dir)
     if folder is None:
         return empty
@@ -227,14 +229,18 @@ def _previous(index_dir: Path, model: str) -> _Previous:
     all_vectors = stored.vectors.reconstruct_n(0, stored.vectors.ntotal) if stored.vectors.ntotal else np.zeros((0, stored.manifest.dimension), np.float32)
     chunks: dict[tuple[str, str], list[Chunk]] = defaultdict(list)
     rows: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for chunk in stored.chunks:
+    tokens: dict[tuple[str, str], list[TokenVectors]] = defaultdict(list)
+    for position, chunk in enumerate(stored.chunks):
         chunks[(chunk.school, chunk.policy)].append(chunk)
+        if stored.tokens is not None:
+            tokens[(chunk.school, chunk.policy)].append(stored.tokens.chunk(position))
     for position, ordinal in enumerate(stored.passage_chunk):
         chunk = stored.chunks[int(ordinal)]
         rows[(chunk.school, chunk.policy)].append(position)
     return _Previous(
         chunks=dict(chunks),
         vectors={key: all_vectors[positions] for key, positions in rows.items()},
+        tokens=dict(tokens),
         hashes={(d.school, d.policy): d.sha256 for d in stored.manifest.documents},
         titles={(d.school, d.policy): d.title for d in stored.manifest.documents},
         version=folder.name,
@@ -263,7 +269,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
             if not source.path.is_file():
                 raise PublishError(f"{source.path}: listed in catalogue.yaml but missing; add the file or remove its entry.")
             digest = hashlib.sha256(source.path.read_bytes()).hexdigest()
-            if previous.hashes.get(key) == digest and key in previous.vectors and not force:
+            if previous.hashes.get(key) == digest and key in previous.vectors and key in previous.tokens and not force:
                 documents.append((source, previous.chunks[key], digest, True))
             else:
                 chunks, digest = chunk_source(source)
@@ -275,6 +281,8 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
 
         to_embed = [text for _, chunks, _, reused in documents if not reused for chunk in chunks for text in embedding_texts(chunk)]
         fresh = _embed(embedder, to_embed, show)
+        fresh_tokens = iter(embedder.embed_tokens([embedding_texts(c)[0] for _, chunks, _, reused in documents if not reused for c in chunks]))
+        token_parts: list[TokenVectors] = []
         chunks_out: list[Chunk] = []
         passage_chunk: list[int] = []
         vector_parts: list[np.ndarray] = []
@@ -288,7 +296,9 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
                 passage_chunk.extend([offset + i] * count)
             if reused:
                 vector_parts.append(previous.vectors[(source.school, source.policy)])
+                token_parts.extend(previous.tokens[(source.school, source.policy)])
             else:
+                token_parts.extend(next(fresh_tokens) for _ in chunks)
                 count = sum(len(embedding_texts(c)) for c in chunks)
                 vector_parts.append(fresh[cursor: cursor + count])
                 cursor += count
@@ -302,7 +312,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         version_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
         staging = index_dir / VERSIONS / f".building-{version_id}"
         try:
-            store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors)
+            store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors, TokenTable.join(token_parts, dimension))
             (staging / METADATA).write_text(json.dumps(found.needs_metadata_details, indent=2), encoding="utf-8")
             (staging / PIPELINE_FILE).write_text(PIPELINE + "\n", encoding="utf-8")
             validate(staging, embedder, catalogue)

@@ -4,6 +4,7 @@
     chunks.jsonl    one chunk per line (the quotable text and its citation)
     passages.json   for each embedded passage, the ordinal of its chunk
     vectors.faiss   a FAISS inner-product index over the passage vectors
+    tokens.npz      each chunk's content word pieces and their vectors (index/tokens.py)
 
 Loading refuses a folder built with another embedding model.
 """
@@ -16,12 +17,14 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from index.model import Chunk
+from index.tokens import TokenTable
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -66,9 +69,11 @@ class StoredIndex:
     chunks: tuple[Chunk, ...]
     passage_chunk: np.ndarray  # int32: passage position -> chunk ordinal in `chunks`
     vectors: object  # faiss.Index
+    tokens: TokenTable | None = None  # None: built before word matching; the retriever computes it
 
 
-def save(folder: Path, manifest: Manifest, chunks: list[Chunk], passage_chunk: np.ndarray, vectors: np.ndarray) -> None:
+def save(folder: Path, manifest: Manifest, chunks: list[Chunk], passage_chunk: np.ndarray, vectors: np.ndarray,
+         tokens: TokenTable | None = None) -> None:
     import faiss
 
     folder = Path(folder)
@@ -81,6 +86,8 @@ def save(folder: Path, manifest: Manifest, chunks: list[Chunk], passage_chunk: n
         for chunk in chunks:
             out.write(json.dumps(dataclasses.asdict(chunk), ensure_ascii=False) + "\n")
     (folder / "passages.json").write_text(json.dumps([int(i) for i in passage_chunk]), encoding="utf-8")
+    if tokens is not None:
+        tokens.save(folder)
     # the manifest is written last: a folder without one is an unfinished build
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(manifest.to_json(), encoding="utf-8")
@@ -116,13 +123,16 @@ def load(folder: Path, expected_model: str | None = None) -> StoredIndex:
         )
         passage_chunk = np.asarray(json.loads((folder / "passages.json").read_text(encoding="utf-8")), dtype=np.int64)
         vectors = faiss.read_index(str(folder / "vectors.faiss"))
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        tokens = TokenTable.load(folder)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
         raise IndexNotReady(f"The index at {folder} is corrupt ({type(exc).__name__}); run `policybot index` to rebuild it.") from None
     if vectors.d != manifest.dimension or vectors.ntotal != len(passage_chunk):
         raise IndexNotReady(f"The index at {folder} is inconsistent (vectors do not match the manifest); run `policybot index`.")
     if len(passage_chunk) and int(passage_chunk.max()) >= len(chunks):
         raise IndexNotReady(f"The index at {folder} is inconsistent (passages point past the chunks); run `policybot index`.")
-    return StoredIndex(manifest, chunks, passage_chunk, vectors)
+    if tokens is not None and (len(tokens) != len(chunks) or tokens.vectors.shape[1] != manifest.dimension):
+        raise IndexNotReady(f"The index at {folder} is inconsistent (word vectors do not match the chunks); run `policybot index`.")
+    return StoredIndex(manifest, chunks, passage_chunk, vectors, tokens)
 
 
 def resolve_current(folder: Path) -> Path:

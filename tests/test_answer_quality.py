@@ -28,21 +28,24 @@ DECIDING_CLAUSE = {
 # see the README's "Measured quality".
 QUESTION_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
-    (TEST_DATA / "holdout-questions.yaml", 0.70, 0.84, 0),
-    (TEST_DATA / "blind-questions.yaml", 0.58, 0.88, 1),
-    (TEST_DATA / "blind2-questions.yaml", 0.56, 0.78, 0),
-    (TEST_DATA / "blind3-questions.yaml", 0.62, 0.80, 1),
-    (TEST_DATA / "blind4-questions.yaml", 0.53, 0.75, 1),
-    (TEST_DATA / "blind5-questions.yaml", 0.55, 0.85, 2),
-    (TEST_DATA / "blind6-questions.yaml", 0.58, 0.80, 1),
-    # written by six writers told to copy the dev set's style, size and plainness (its unpublished twin's
-    # "written the same way"); first looks 0.75/0.91, 0.64/0.89, 0.66/0.89, 0.66/0.84, 0.70/0.91, 0.68/0.89
-    (TEST_DATA / "devstyle1-questions.yaml", 0.72, 0.88, 0),
-    (TEST_DATA / "devstyle2-questions.yaml", 0.61, 0.86, 0),
-    (TEST_DATA / "devstyle3-questions.yaml", 0.63, 0.86, 0),
-    (TEST_DATA / "devstyle4-questions.yaml", 0.63, 0.81, 0),
-    (TEST_DATA / "devstyle5-questions.yaml", 0.68, 0.88, 0),
-    (TEST_DATA / "devstyle6-questions.yaml", 0.65, 0.86, 1),
+    (TEST_DATA / "holdout-questions.yaml", 0.76, 0.92, 0),
+    (TEST_DATA / "blind-questions.yaml", 0.70, 0.88, 1),
+    (TEST_DATA / "blind2-questions.yaml", 0.60, 0.82, 0),
+    (TEST_DATA / "blind3-questions.yaml", 0.74, 0.90, 1),
+    (TEST_DATA / "blind4-questions.yaml", 0.68, 0.82, 0),
+    (TEST_DATA / "blind5-questions.yaml", 0.74, 0.92, 2),
+    (TEST_DATA / "blind6-questions.yaml", 0.78, 0.88, 0),
+    # written by writers told to copy the dev set's style, size and plainness (its unpublished twin's
+    # "written the same way"). Sets 1-6 were read before word matching (index/tokens.py), sets 7 and 8 after it
+    # (first looks 0.77/0.95 and 0.89/0.95); README "Measured quality" has every first look.
+    (TEST_DATA / "devstyle1-questions.yaml", 0.81, 0.93, 0),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.68, 0.90, 0),
+    (TEST_DATA / "devstyle3-questions.yaml", 0.68, 0.95, 0),
+    (TEST_DATA / "devstyle4-questions.yaml", 0.72, 0.88, 0),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.81, 0.93, 0),
+    (TEST_DATA / "devstyle6-questions.yaml", 0.77, 0.97, 2),
+    (TEST_DATA / "devstyle7-questions.yaml", 0.75, 0.93, 0),
+    (TEST_DATA / "devstyle8-questions.yaml", 0.88, 0.97, 2),
 ]
 
 
@@ -114,7 +117,7 @@ def test_the_schools_own_name_does_not_steer_the_search(answerer):
 
 
 def test_a_middling_match_is_shown_as_the_nearest_clause_with_who_to_ask(answerer):
-    answer = answerer.answer(Question(text="Should I save the horrible messages people send me online?", school="mill-lane"))
+    answer = answerer.answer(Question(text="Am I allowed to play online games with colleagues?", school="mill-lane"))
     assert not answer.answered and answer.quoted == 1
     assert "that clearly answers this" in answer.answer and "line manager or the Head Teacher" in answer.answer
     assert squash(answer.citations[0].quote) in squash(answer.answer)

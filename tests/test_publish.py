@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.answer import Answerer, Question
-from index import publish, store
+from index import publish, store, tokens
 from index.build import PIPELINE, embedding_texts
 from index.catalogue import load_catalogue
 from index.embed import Embedder
@@ -28,11 +28,15 @@ class CountingEmbedder(Embedder):
     """The real embedder, counting the texts it is asked to embed."""
 
     def __init__(self, real):
-        self.real, self.name, self.texts = real, real.name, []
+        self.real, self.name, self.texts, self.token_texts = real, real.name, [], []
 
     def embed(self, texts):
         self.texts.extend(texts)
         return self.real.embed(texts)
+
+    def embed_tokens(self, texts):
+        self.token_texts.extend(texts)
+        return self.real.embed_tokens(texts)
 
     @property
     def dimension(self):
@@ -77,11 +81,21 @@ def test_one_changed_clause_reembeds_only_that_policy_and_is_answered(site, embe
 
     report = publish.publish(site / "policies", index_dir, counting, progress=False)
 
-    new_chiltern = [c for c in store.load(publish.current_version(index_dir)).chunks if c.school == "chiltern"]
+    old, new = store.load(before), store.load(publish.current_version(index_dir))
+    new_chiltern = [c for c in new.chunks if c.school == "chiltern"]
     expected = [t for c in new_chiltern for t in embedding_texts(c)]
     assert counting.texts[: len(expected)] == expected  # only the changed policy is embedded...
     smoke = counting.texts[len(expected):]  # ...then one validation query per school
     assert len(smoke) == 5 and set(smoke) <= {"Social Media Policy", "Social Networking/Media Policy"}
+    # its word vectors too; every other policy's are carried over as they were
+    assert counting.token_texts[: len(new_chiltern)] == [embedding_texts(c)[0] for c in new_chiltern]
+    assert counting.token_texts[len(new_chiltern):] == smoke
+    old_kingsmead = [i for i, c in enumerate(old.chunks) if c.school == "kingsmead"]
+    new_kingsmead = [i for i, c in enumerate(new.chunks) if c.school == "kingsmead"]
+    assert len(old_kingsmead) == len(new_kingsmead) > 0
+    for i, j in zip(old_kingsmead, new_kingsmead):
+        assert (old.tokens.chunk(i).ids == new.tokens.chunk(j).ids).all()
+        assert (old.tokens.chunk(i).vectors == new.tokens.chunk(j).vectors).all()
     assert report.published and report.embedded == len(expected) and report.reused > 0
     assert [(p.school, p.policy) for p in report.changed] == [("chiltern", "social-media")]
     assert not report.added and not report.removed and report.unchanged == 4
@@ -284,6 +298,43 @@ def test_a_plain_index_folder_still_serves(bundled_index, embedder, tmp_path):
     shutil.copytree(store.resolve_current(bundled_index), plain)
     assert store.resolve_current(plain) == plain
     assert LiveIndex(plain, embedder).current().manifest.documents
+
+
+def test_an_index_without_word_vectors_computes_them_and_answers_the_same(bundled_index, embedder, tmp_path):
+    """An index built before word matching is served with word vectors computed at load, not refused."""
+    from index.search import Retriever
+
+    stored = store.load(store.resolve_current(bundled_index))
+    plain = tmp_path / "plain"
+    shutil.copytree(store.resolve_current(bundled_index), plain)
+    (plain / tokens.FILE).unlink()
+    older = store.load(plain)
+    assert stored.tokens is not None and older.tokens is None
+    with_file, computed = Retriever(stored, embedder), Retriever(older, embedder)
+    for school in with_file.schools:
+        a, b = with_file.search(EX_PUPIL, school), computed.search(EX_PUPIL, school)
+        assert [h.chunk.ordinal for h in a] == [h.chunk.ordinal for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)  # stored in half precision
+
+
+def test_corrupt_or_mismatched_word_vectors_are_refused_by_name(bundled_index, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(store.resolve_current(bundled_index), folder)
+    table = store.load(folder).tokens
+    (folder / tokens.FILE).write_bytes(b"not a numpy archive")
+    with pytest.raises(store.IndexNotReady, match="corrupt.*policybot index"):
+        store.load(folder)
+    tokens.TokenTable(table.ids, table.vectors, table.offsets[:-1]).save(folder)  # one chunk short
+    with pytest.raises(store.IndexNotReady, match="word vectors do not match the chunks"):
+        store.load(folder)
+
+
+def test_a_question_without_content_words_still_gets_the_dense_ranking(answerer):
+    retriever = answerer.index.current().retriever
+    words = retriever.embedder.embed_tokens(["what is it about?"])[0]
+    assert len(words.ids) == 0  # only stop words
+    hits = retriever.search("what is it about?", "chiltern")
+    assert len(hits) == 5 and all(h.chunk.school == "chiltern" for h in hits)
 
 
 def test_watch_rebuilds_once_per_burst_of_changes_and_ignores_temp_files(tmp_path):

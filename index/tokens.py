@@ -1,0 +1,97 @@
+"""Word-level matching: each content word of a question against its nearest word in a clause.
+
+A sentence embedding blurs a clause into one point, so "Who runs the school
+Facebook page?" lands nearer the clause that lists the page than the one that
+says who manages it. The same model also gives a vector for every word piece,
+in its context. A clause scores by how well each of the question's content
+pieces finds a close piece in it (the best cosine), averaged with rare pieces
+weighing more (IDF over every indexed clause): late interaction, as ColBERT
+scores passages, with the embedding model the index already uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FILE = "tokens.npz"
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """The content word pieces of one text: their vocabulary ids and unit-length vectors."""
+
+    ids: np.ndarray  # int64 (n,)
+    vectors: np.ndarray  # float32 (n, dimension)
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """Every chunk's content pieces, in chunk order: chunk i owns rows offsets[i]:offsets[i + 1]."""
+
+    ids: np.ndarray  # int64 (rows,)
+    vectors: np.ndarray  # float32 (rows, dimension)
+    offsets: np.ndarray  # int64 (chunks + 1,)
+
+    @classmethod
+    def join(cls, parts: Sequence[TokenVectors], dimension: int) -> TokenTable:
+        sizes = [len(part.ids) for part in parts]
+        return cls(
+            ids=np.concatenate([part.ids for part in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
+            vectors=np.concatenate([part.vectors for part in parts]).astype(np.float32) if parts else np.zeros((0, dimension), np.float32),
+            offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        )
+
+    def chunk(self, ordinal: int) -> TokenVectors:
+        start, end = self.offsets[ordinal], self.offsets[ordinal + 1]
+        return TokenVectors(self.ids[start:end], self.vectors[start:end])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def save(self, folder: Path) -> None:
+        # half precision halves the file; a cosine needs no more
+        np.savez(Path(folder) / FILE, ids=self.ids.astype(np.int32), vectors=self.vectors.astype(np.float16), offsets=self.offsets)
+
+    @classmethod
+    def load(cls, folder: Path) -> TokenTable | None:
+        """The stored table, or None for an index built before word matching (the retriever computes it)."""
+        path = Path(folder) / FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as data:
+            return cls(data["ids"].astype(np.int64), data["vectors"].astype(np.float32), data["offsets"].astype(np.int64))
+
+
+class WordMatcher:
+    """Scores the chunks of one school for a question's content pieces."""
+
+    def __init__(self, table: TokenTable, ordinals: np.ndarray, idf: dict[int, float], unseen_idf: float):
+        parts = [table.chunk(int(o)) for o in ordinals]
+        # a chunk with no content piece gets one zero row: it matches nothing, and every chunk keeps a segment
+        parts = [p if len(p.ids) else TokenVectors(np.array([-1]), np.zeros((1, table.vectors.shape[1]), np.float32)) for p in parts]
+        self._vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, table.vectors.shape[1]), np.float32)
+        self._starts = np.concatenate([[0], np.cumsum([len(p.ids) for p in parts])[:-1]]).astype(np.int64) if parts else np.zeros(0, np.int64)
+        self._idf, self._unseen_idf = idf, unseen_idf
+
+    def scores(self, question: TokenVectors) -> np.ndarray:
+        """Per chunk: the IDF-weighted mean, over the question's pieces, of the best cosine to a piece of the chunk."""
+        if not len(question.ids) or not len(self._starts):
+            return np.zeros(len(self._starts), np.float32)
+        best = np.maximum.reduceat(question.vectors @ self._vectors.T, self._starts, axis=1)  # (pieces, chunks)
+        weights = np.array([self._idf.get(int(i), self._unseen_idf) for i in question.ids], np.float32)
+        return (weights @ best) / weights.sum()
+
+
+def inverse_document_frequency(table: TokenTable) -> tuple[dict[int, float], float]:
+    """log(1 + N / (1 + df)) per piece id over all chunks, and the weight of a piece no chunk has."""
+    chunks = len(table)
+    frequency: Counter[int] = Counter()
+    for ordinal in range(chunks):
+        frequency.update(set(table.chunk(ordinal).ids.tolist()))
+    return {piece: math.log(1 + chunks / (1 + df)) for piece, df in frequency.items()}, math.log(1 + chunks)
