@@ -52,9 +52,10 @@ class Embedder(ABC):
         """Each text's content word pieces with their in-context vectors (see index/tokens.py)."""
         raise NotImplementedError(f"{type(self).__name__} gives no word-piece vectors")
 
-    def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
-        """The (1, dimension) vector of one text and its word pieces; an embedder may do both in one pass."""
-        return self.embed([text]), self.embed_tokens([text])[0]
+    def embed_question(self, text: str, also: Sequence[str] = ()) -> tuple[np.ndarray, list[TokenVectors]]:
+        """The (1, dimension) vector of a question, and the word pieces of it and of each text in `also`
+        (its rewordings); an embedder may do it all in one pass."""
+        return self.embed([text]), self.embed_tokens([text, *also])
 
 
 def bundled_model_path() -> Path:
@@ -129,9 +130,11 @@ class SentenceTransformerEmbedder(Embedder):
     def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
         return [words for _, words in self._encode_with_tokens(texts)]
 
-    def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
-        ((vector, words),) = self._encode_with_tokens([text])  # one forward pass for both: questions are latency-bound
-        return vector[None, :], words
+    def embed_question(self, text: str, also: Sequence[str] = ()) -> tuple[np.ndarray, list[TokenVectors]]:
+        # one forward pass for everything: questions are latency-bound, and torch slows down when numpy or
+        # FAISS threads ran between two of its calls
+        encoded = self._encode_with_tokens([text, *also])
+        return encoded[0][0][None, :], [words for _, words in encoded]
 
     def _encode_with_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, TokenVectors]]:
         if not texts:

@@ -90,16 +90,15 @@ class Retriever:
         if school not in self._schools:
             raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
         data = self._schools[school]
-        vector, question_words = self.embedder.embed_question(question)
+        # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too
+        in_policy_words = self.synonyms.in_vocabulary(question, data.vocabulary)
+        vector, word_pieces = self.embedder.embed_question(question, () if in_policy_words is None else (in_policy_words,))
+        word_scores = np.max([data.words.scores(pieces) for pieces in word_pieces], axis=0)
         dense = self._dense(vector, data)
         query_terms = tokens(question)
         expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
         bm25 = np.asarray(data.lexical.scores(query_terms, expansion))
         bm25_norm = bm25 / bm25.max() if bm25.size and bm25.max() > 0 else bm25
-        word_scores = data.words.scores(question_words)
-        in_policy_words = self.synonyms.in_vocabulary(question, data.vocabulary)
-        if in_policy_words is not None:  # a staff word the policy does not use: match its own word too
-            word_scores = np.maximum(word_scores, data.words.scores(self.embedder.embed_tokens([in_policy_words])[0]))
         w = self.weights
         hits: list[Hit] = []
         for position, ordinal in enumerate(data.chunk_ordinals):

@@ -15,6 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +84,20 @@ class WordMatcher:
         """Per chunk: the IDF-weighted mean, over the question's pieces, of the best cosine to a piece of the chunk."""
         if not len(question.ids) or not len(self._starts):
             return np.zeros(len(self._starts), np.float32)
-        best = np.maximum.reduceat(question.vectors @ self._vectors.T, self._starts, axis=1)  # (pieces, chunks)
+        with _blas().limit(limits=1, user_api="blas"):
+            similarity = question.vectors @ self._vectors.T
+        best = np.maximum.reduceat(similarity, self._starts, axis=1)  # (pieces, chunks)
         weights = np.array([self._idf.get(int(i), self._unseen_idf) for i in question.ids], np.float32)
         return (weights @ best) / weights.sum()
+
+
+@lru_cache(maxsize=1)
+def _blas():
+    """A product this small is fastest on one thread; BLAS threads left spinning afterwards would also
+    slow down the model's next call (p95 latency 111 ms against 24 ms in bench/bench_retrieval.py)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def inverse_document_frequency(table: TokenTable) -> tuple[dict[int, float], float]:
