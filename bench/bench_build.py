@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from index import publish  # noqa: E402
 from index.embed import Embedder, SentenceTransformerEmbedder  # noqa: E402
+from index.tokens import TokenVectors  # noqa: E402
 
 
 class HashEmbedder(Embedder):
@@ -54,6 +55,15 @@ class HashEmbedder(Embedder):
             out[i] = np.random.default_rng(seed).standard_normal(self._dimension)
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
+    def embed_tokens(self, texts):
+        """One hashed vector per word, the word's hash as its id."""
+        out = []
+        for text in texts:
+            pieces = text.lower().split()
+            ids = np.array([int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little") for w in pieces], np.int64)
+            out.append(TokenVectors(ids, self.embed(pieces) if pieces else np.zeros((0, self._dimension), np.float32)))
+        return out
+
 
 class Counting(Embedder):
     def __init__(self, real: Embedder):
@@ -69,6 +79,12 @@ class Counting(Embedder):
         self.seconds += time.perf_counter() - started
         self.count += len(texts)
         return vectors
+
+    def embed_tokens(self, texts):
+        started = time.perf_counter()
+        pieces = self.real.embed_tokens(texts)
+        self.seconds += time.perf_counter() - started
+        return pieces
 
 
 def synthetic_corpus(target: Path, scale: int) -> int:

@@ -35,7 +35,7 @@ from index import store
 from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts
 from index.catalogue import load_catalogue
 from index.embed import Embedder
-from index.tokens import TokenTable, TokenVectors
+from index.tokens import TokenTable, TokenVectors, embed_words
 from index.errors import PolicyBotError
 from index.model import Chunk
 
@@ -281,7 +281,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
 
         to_embed = [text for _, chunks, _, reused in documents if not reused for chunk in chunks for text in embedding_texts(chunk)]
         fresh = _embed(embedder, to_embed, show)
-        fresh_tokens = iter(embedder.embed_tokens([embedding_texts(c)[0] for _, chunks, _, reused in documents if not reused for c in chunks]))
+        fresh_tokens = iter(embed_words(embedder, [embedding_texts(c)[0] for _, chunks, _, reused in documents if not reused for c in chunks]))
         token_parts: list[TokenVectors] = []
         chunks_out: list[Chunk] = []
         passage_chunk: list[int] = []

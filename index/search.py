@@ -23,7 +23,7 @@ from index.embed import Embedder
 from index.lexical import GENERIC, LexicalIndex, Synonyms, tokens, words
 from index.model import Chunk, Hit
 from index.store import StoredIndex
-from index.tokens import TokenTable, WordMatcher, inverse_document_frequency
+from index.tokens import TokenTable, WordMatcher, embed_words, inverse_document_frequency
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Retriever:
 def _word_vectors(stored: StoredIndex, embedder: Embedder) -> TokenTable:
     """An index built before word matching has no word vectors: compute them once, at load."""
     log.info("index has no word vectors; computing them for %d chunks", len(stored.chunks))
-    return TokenTable.join(embedder.embed_tokens([embedding_texts(chunk)[0] for chunk in stored.chunks]), stored.manifest.dimension)
+    return TokenTable.join(embed_words(embedder, [embedding_texts(chunk)[0] for chunk in stored.chunks]), stored.manifest.dimension)
 
 
 def lexical_text(chunk: Chunk) -> str:

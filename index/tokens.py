@@ -12,6 +12,7 @@ scores passages, with the embedding model the index already uses.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 FILE = "tokens.npz"
+BATCH = 256  # chunks per call: the model's padded word vectors for a whole trust would not fit in memory
+_BLAS_LOCK = threading.Lock()  # the thread limit is process-wide: one product at a time sets and restores it
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,12 @@ class TokenTable:
         if not path.is_file():
             return None
         with np.load(path) as data:
-            return cls(data["ids"].astype(np.int64), data["vectors"].astype(np.float32), data["offsets"].astype(np.int64))
+            table = cls(data["ids"].astype(np.int64), data["vectors"].astype(np.float32), data["offsets"].astype(np.int64))
+        offsets = table.offsets
+        if (table.ids.ndim != 1 or table.vectors.ndim != 2 or offsets.ndim != 1 or not len(offsets) or offsets[0] != 0
+                or (np.diff(offsets) < 0).any() or offsets[-1] != len(table.ids) or len(table.ids) != len(table.vectors)):
+            raise ValueError("word vectors and their offsets disagree")
+        return table
 
 
 class WordMatcher:
@@ -84,7 +92,7 @@ class WordMatcher:
         """Per chunk: the IDF-weighted mean, over the question's pieces, of the best cosine to a piece of the chunk."""
         if not len(question.ids) or not len(self._starts):
             return np.zeros(len(self._starts), np.float32)
-        with _blas().limit(limits=1, user_api="blas"):
+        with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
             similarity = question.vectors @ self._vectors.T
         best = np.maximum.reduceat(similarity, self._starts, axis=1)  # (pieces, chunks)
         weights = np.array([self._idf.get(int(i), self._unseen_idf) for i in question.ids], np.float32)
@@ -98,6 +106,11 @@ def _blas():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+def embed_words(embedder, texts: Sequence[str]) -> list[TokenVectors]:
+    """`embedder.embed_tokens` over many texts, a batch at a time."""
+    return [pieces for start in range(0, len(texts), BATCH) for pieces in embedder.embed_tokens(texts[start: start + BATCH])]
 
 
 def inverse_document_frequency(table: TokenTable) -> tuple[dict[int, float], float]:

@@ -324,7 +324,10 @@ def test_corrupt_or_mismatched_word_vectors_are_refused_by_name(bundled_index, t
     (folder / tokens.FILE).write_bytes(b"not a numpy archive")
     with pytest.raises(store.IndexNotReady, match="corrupt.*policybot index"):
         store.load(folder)
-    tokens.TokenTable(table.ids, table.vectors, table.offsets[:-1]).save(folder)  # one chunk short
+    tokens.TokenTable(table.ids, table.vectors, table.offsets[:-1]).save(folder)  # offsets past the last piece
+    with pytest.raises(store.IndexNotReady, match="corrupt.*policybot index"):
+        store.load(folder)
+    tokens.TokenTable.join([table.chunk(i) for i in range(len(table) - 1)], table.vectors.shape[1]).save(folder)  # one chunk short
     with pytest.raises(store.IndexNotReady, match="word vectors do not match the chunks"):
         store.load(folder)
 
