@@ -144,13 +144,13 @@ class SentenceTransformerEmbedder(Embedder):
         out = []
         with self._lock:  # the tokenizer, which `keep` reads, is not safe across threads either
             outputs = model.encode(list(texts), batch_size=self._batch_size, output_value=None, show_progress_bar=False)
-            chosen_ids = [np.array([keep(int(i)) for i in f["input_ids"].numpy()[f["attention_mask"].bool().numpy()]], dtype=bool) for f in outputs]
-        for features, chosen in zip(outputs, chosen_ids):
-            mask = features["attention_mask"].bool().numpy()
-            ids = features["input_ids"].numpy()[mask]
-            vectors = features["token_embeddings"].float().numpy()[mask]
-            sentence = features["sentence_embedding"].float().numpy()
-            out.append((_unit(sentence[None, :])[0], TokenVectors(ids[chosen].astype(np.int64), _unit(vectors[chosen]))))
+            for features in outputs:
+                mask = features["attention_mask"].bool().numpy()  # drop the padding
+                ids = features["input_ids"].numpy()[mask]
+                chosen = np.array([keep(int(i)) for i in ids], dtype=bool)
+                vectors = features["token_embeddings"].float().numpy()[mask][chosen]
+                sentence = features["sentence_embedding"].float().numpy()[None, :]
+                out.append((_unit(sentence)[0], TokenVectors(ids[chosen].astype(np.int64), _unit(vectors))))
         return out
 
     @cached_property

@@ -72,28 +72,32 @@ class Synonyms:
 
     def expand(self, text: str) -> list[str]:
         """The terms of every group that `text` mentions, other than those it already uses."""
-        padded = " " + " ".join(words(text.replace("-", " "))) + " "
+        padded = _padded(text)
         extra: list[str] = []
         for group in self.groups:
-            if any(f" {' '.join(words(term.replace('-', ' ')))} " in padded for term in group):
+            if any(_padded(term) in padded for term in group):
                 extra.extend(term for term in group if f" {term} " not in padded)
         return extra
-
 
     def in_vocabulary(self, text: str, vocabulary: frozenset[str]) -> str | None:
         """`text` with each staff term the vocabulary lacks replaced by a synonym it has ("ex-pupil" ->
         "former students" for a policy that only says that), so word matching sees the policy's words;
         None when every term it uses is the vocabulary's own."""
-        padded = original = " " + " ".join(words(text.replace("-", " "))) + " "
+        padded = original = _padded(text)
         for group in self.groups:
-            used = [term for term in group if f" {' '.join(words(term.replace('-', ' ')))} " in padded]
+            used = [term for term in group if _padded(term) in padded]
             if not used or any(set(tokens(term)) <= vocabulary for term in used):
                 continue
             known = next((term for term in group if tokens(term) and set(tokens(term)) <= vocabulary), None)
             if known is not None:
                 for term in sorted(used, key=len, reverse=True):
-                    padded = padded.replace(f" {' '.join(words(term.replace('-', ' ')))} ", f" {known} ", 1)
+                    padded = padded.replace(_padded(term), f" {known} ", 1)
         return padded.strip() if padded != original else None
+
+
+def _padded(text: str) -> str:
+    """Lower-case words joined by single spaces, with one space either side, for whole-phrase matching."""
+    return " " + " ".join(words(text.replace("-", " "))) + " "
 
 
 @lru_cache(maxsize=8)
