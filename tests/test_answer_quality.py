@@ -46,6 +46,9 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle6-questions.yaml", 0.77, 0.97, 2),
     (TEST_DATA / "devstyle7-questions.yaml", 0.75, 0.93, 0),
     (TEST_DATA / "devstyle8-questions.yaml", 0.88, 0.97, 2),
+    # read after every change to the method (first looks 0.86/0.95 and 0.86/1.00)
+    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.93, 1),
+    (TEST_DATA / "devstyle10-questions.yaml", 0.84, 0.97, 1),
 ]
 
 
