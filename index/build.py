@@ -68,14 +68,21 @@ def chunk_source(source: Source) -> tuple[list[Chunk], str]:
 
 def embedding_texts(chunk: Chunk) -> list[str]:
     """What the embedder sees for a chunk: the whole chunk, then each sentence or list item."""
-    prefix = f"{chunk.heading_path}: " if chunk.heading else ""
-    if chunk.context:
-        prefix += chunk.context + " "
     parts = passages(chunk)
-    texts = [prefix + chunk.text.replace("\n- ", " ")]
+    texts = [whole_text(chunk)]
     if len(parts) > 1:
-        texts.extend(prefix + part for part in parts)
+        texts.extend(_prefix(chunk) + part for part in parts)
     return texts
+
+
+def whole_text(chunk: Chunk) -> str:
+    """The whole chunk with its heading and lead-in: its first embedded passage, and the text its words are taken from."""
+    return _prefix(chunk) + chunk.text.replace("\n- ", " ")
+
+
+def _prefix(chunk: Chunk) -> str:
+    prefix = f"{chunk.heading_path}: " if chunk.heading else ""
+    return prefix + chunk.context + " " if chunk.context else prefix
 
 
 @dataclass(frozen=True)

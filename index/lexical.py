@@ -86,13 +86,19 @@ class Synonyms:
         padded = original = _padded(text)
         for group in self.groups:
             used = [term for term in group if _padded(term) in padded]
-            if not used or any(set(tokens(term)) <= vocabulary for term in used):
+            if not used or any(_term_tokens(term) <= vocabulary for term in used):
                 continue
-            known = next((term for term in group if tokens(term) and set(tokens(term)) <= vocabulary), None)
+            known = next((term for term in group if _term_tokens(term) and _term_tokens(term) <= vocabulary), None)
             if known is not None:
                 for term in sorted(used, key=len, reverse=True):
                     padded = padded.replace(_padded(term), f" {known} ", 1)
         return padded.strip() if padded != original else None
+
+
+@lru_cache(maxsize=4096)
+def _term_tokens(term: str) -> frozenset[str]:
+    """A synonym term's stems, worked out once rather than for every question."""
+    return frozenset(tokens(term))
 
 
 def _padded(text: str) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from index import store
-from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts
+from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts, whole_text
 from index.catalogue import load_catalogue
 from index.embed import Embedder
 from index.tokens import TokenTable, TokenVectors, embed_words
@@ -281,7 +281,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
 
         to_embed = [text for _, chunks, _, reused in documents if not reused for chunk in chunks for text in embedding_texts(chunk)]
         fresh = _embed(embedder, to_embed, show)
-        fresh_tokens = iter(embed_words(embedder, [embedding_texts(c)[0] for _, chunks, _, reused in documents if not reused for c in chunks]))
+        fresh_tokens = iter(embed_words(embedder, [whole_text(c) for _, chunks, _, reused in documents if not reused for c in chunks]))
         token_parts: list[TokenVectors] = []
         chunks_out: list[Chunk] = []
         passage_chunk: list[int] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.build import embedding_texts
+from index.build import whole_text
 from index.embed import Embedder
 from index.lexical import GENERIC, LexicalIndex, Synonyms, tokens, words
 from index.model import Chunk, Hit
@@ -154,7 +154,7 @@ class Retriever:
 def _word_vectors(stored: StoredIndex, embedder: Embedder) -> TokenTable:
     """An index built before word matching has no word vectors: compute them once, at load."""
     log.info("index has no word vectors; computing them for %d chunks", len(stored.chunks))
-    return TokenTable.join(embed_words(embedder, [embedding_texts(chunk)[0] for chunk in stored.chunks]), stored.manifest.dimension)
+    return TokenTable.join(embed_words(embedder, [whole_text(chunk) for chunk in stored.chunks]), stored.manifest.dimension)
 
 
 def lexical_text(chunk: Chunk) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import threading
 import time
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from bot.answer import Answerer, Question
 from index import publish, store, tokens
-from index.build import PIPELINE, embedding_texts
+from index.build import PIPELINE, embedding_texts, whole_text
 from index.catalogue import load_catalogue
 from index.embed import Embedder
 from index.errors import PolicyBotError
@@ -88,7 +89,7 @@ def test_one_changed_clause_reembeds_only_that_policy_and_is_answered(site, embe
     smoke = counting.texts[len(expected):]  # ...then one validation query per school
     assert len(smoke) == 5 and set(smoke) <= {"Social Media Policy", "Social Networking/Media Policy"}
     # its word vectors too; every other policy's are carried over as they were
-    assert counting.token_texts[: len(new_chiltern)] == [embedding_texts(c)[0] for c in new_chiltern]
+    assert counting.token_texts[: len(new_chiltern)] == [whole_text(c) for c in new_chiltern]
     assert counting.token_texts[len(new_chiltern):] == smoke
     old_kingsmead = [i for i, c in enumerate(old.chunks) if c.school == "kingsmead"]
     new_kingsmead = [i for i, c in enumerate(new.chunks) if c.school == "kingsmead"]
@@ -338,6 +339,8 @@ def test_a_question_without_content_words_still_gets_the_dense_ranking(answerer)
     assert len(words.ids) == 0  # only stop words
     hits = retriever.search("what is it about?", "chiltern")
     assert len(hits) == 5 and all(h.chunk.school == "chiltern" for h in hits)
+    scores = [h.score for h in hits]
+    assert all(math.isfinite(s) and s > 0 for s in scores) and scores == sorted(scores, reverse=True)  # no 0/0 word score
 
 
 def test_watch_rebuilds_once_per_burst_of_changes_and_ignores_temp_files(tmp_path):
