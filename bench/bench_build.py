@@ -61,13 +61,14 @@ class HashEmbedder(Embedder):
         for text in texts:
             pieces = text.lower().split()
             ids = np.array([int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little") for w in pieces], np.int64)
-            out.append(TokenVectors(ids, self.embed(pieces) if pieces else np.zeros((0, self._dimension), np.float32)))
+            vectors = self.embed(pieces) if pieces else np.zeros((0, self._dimension), np.float32)
+            out.append(TokenVectors(ids, vectors, vectors))
         return out
 
 
 class Counting(Embedder):
     def __init__(self, real: Embedder):
-        self.real, self.name, self.count, self.seconds = real, real.name, 0, 0.0
+        self.real, self.name, self.word_layer, self.count, self.seconds = real, real.name, real.word_layer, 0, 0.0
 
     @property
     def dimension(self) -> int:

@@ -115,6 +115,15 @@ def check_question(text: str) -> str:
     return text
 
 
+def confidence(hits: list[Hit]) -> float:
+    """How surely the school's policies answer the question: the best judging score among the candidates.
+
+    Ranking and judging use different layers of the model (index/tokens.py); whichever clause ranks first,
+    the policy covers the question when some candidate clause matches it well.
+    """
+    return max((hit.confidence for hit in hits), default=0.0)
+
+
 class Answerer:
     def __init__(
         self,
@@ -152,7 +161,7 @@ class Answerer:
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
-        elif other_policy is None and hits and hits[0].score >= self.coverage.min_score:
+        elif other_policy is None and hits and confidence(hits) >= self.coverage.min_score:
             # a middling match: say plainly that it may not answer, show it, and name who to ask
             quoted = 1
             body = messages.unsure(school.name, titles, school.ask) + "\n\n" + self._quoted_clause(citations[0])
@@ -161,8 +170,8 @@ class Answerer:
             body = messages.not_covered(school.name, titles, school.ask, other_policy)
         body, warnings = self._with_warnings(body, question.school, citations[:quoted], school.ask)
         log.info(
-            "answered question_id=%s school=%s covered=%s top_score=%.3f ms=%.1f",
-            question.question_id, question.school, covered, hits[0].score if hits else 0.0,
+            "answered question_id=%s school=%s covered=%s confidence=%.3f ms=%.1f",
+            question.question_id, question.school, covered, confidence(hits),
             (time.perf_counter() - started) * 1000,
         )
         return Answer(
@@ -210,7 +219,7 @@ class Answerer:
         searched = without_school_name(text, school.name)
         hits = retriever.search(searched, school_id, k=CANDIDATES)
         other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
-        covered = bool(hits) and other_policy is None and self.coverage.covers(hits[0].score, retriever.unknown_share(text, school_id))
+        covered = bool(hits) and other_policy is None and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
         return hits, other_policy, covered
 
     @staticmethod

@@ -41,7 +41,8 @@ class Hit:
     """A chunk found for a question, with the scores that ranked it."""
 
     chunk: Chunk
-    score: float
+    score: float  # ranks the school's chunks
+    confidence: float = 0.0  # judges whether the best chunk answers the question (index/tokens.py: the last layer)
     dense: float = 0.0
     lexical: float = 0.0
     passage: int = 0  # which embedded passage matched best: 0 = the whole chunk, i = passages(chunk)[i - 1]

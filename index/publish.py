@@ -214,9 +214,10 @@ class _Previous:
     titles: dict[tuple[str, str], str]
     version: str
     other_code: bool = False  # chunked by other code: nothing of it may be reused
+    other_layer: bool = False  # its word vectors come from another layer of the model: they are all re-embedded
 
 
-def _previous(index_dir: Path, model: str) -> _Previous:
+def _previous(index_dir: Path, model: str, word_layer: int | None) -> _Previous:
     empty = _Previous({}, {}, {}, {}, {}, "")
     folder = current_version(index_dir)
     if folder is None:
@@ -232,7 +233,7 @@ def _previous(index_dir: Path, model: str) -> _Previous:
     tokens: dict[tuple[str, str], list[TokenVectors]] = defaultdict(list)
     for position, chunk in enumerate(stored.chunks):
         chunks[(chunk.school, chunk.policy)].append(chunk)
-        if stored.tokens is not None:
+        if stored.tokens is not None and stored.tokens.layer == word_layer:
             tokens[(chunk.school, chunk.policy)].append(stored.tokens.chunk(position))
     for position, ordinal in enumerate(stored.passage_chunk):
         chunk = stored.chunks[int(ordinal)]
@@ -245,6 +246,7 @@ def _previous(index_dir: Path, model: str) -> _Previous:
         titles={(d.school, d.policy): d.title for d in stored.manifest.documents},
         version=folder.name,
         other_code=chunked_by_other_code(folder),
+        other_layer=stored.tokens is not None and stored.tokens.layer != word_layer,
     )
 
 
@@ -256,11 +258,14 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
     with _build_lock(index_dir):
         catalogue = load_catalogue(policies_dir)
         found = all_sources(policies_dir, catalogue)
-        previous = _previous(index_dir, embedder.name)
+        previous = _previous(index_dir, embedder.name, embedder.word_layer)
         show = sys.stderr.isatty() if progress is None else progress
         rechunk = previous.other_code
         if rechunk:
             log.info("index %s was chunked by other code: re-chunking and re-embedding every policy", previous.version)
+            force = True
+        if previous.other_layer:
+            log.info("index %s has word vectors of another model layer: re-embedding them", previous.version)
             force = True
 
         documents: list[tuple[Source, list[Chunk], str, bool]] = []  # source, chunks, digest, reused
@@ -312,7 +317,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         version_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
         staging = index_dir / VERSIONS / f".building-{version_id}"
         try:
-            store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors, TokenTable.join(token_parts, dimension))
+            store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors, TokenTable.join(token_parts, dimension, embedder.word_layer))
             (staging / METADATA).write_text(json.dumps(found.needs_metadata_details, indent=2), encoding="utf-8")
             (staging / PIPELINE_FILE).write_text(PIPELINE + "\n", encoding="utf-8")
             validate(staging, embedder, catalogue)

@@ -70,7 +70,7 @@ class Retriever:
         for ordinal, chunk in enumerate(stored.chunks):
             ordinals[chunk.school].append(ordinal)
         schools_of_passages = np.array([stored.chunks[i].school for i in stored.passage_chunk]) if len(stored.passage_chunk) else np.array([])
-        table = stored.tokens if stored.tokens is not None else _word_vectors(stored, embedder)
+        table = stored.tokens if stored.tokens is not None and stored.tokens.layer == embedder.word_layer else _word_vectors(stored, embedder)
         idf, unseen_idf = inverse_document_frequency(table)
         for school, members in ordinals.items():
             texts = [lexical_text(stored.chunks[i]) for i in members]
@@ -93,7 +93,8 @@ class Retriever:
         # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too
         in_policy_words = self.synonyms.in_vocabulary(question, data.vocabulary)
         vector, word_pieces = self.embedder.embed_question(question, () if in_policy_words is None else (in_policy_words,))
-        word_scores = np.max([data.words.scores(pieces) for pieces in word_pieces], axis=0)
+        ranking, judging = zip(*(data.words.scores(pieces) for pieces in word_pieces))
+        word_scores, judging_scores = np.max(ranking, axis=0), np.max(judging, axis=0)
         dense = self._dense(vector, data)
         query_terms = tokens(question)
         expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
@@ -106,9 +107,10 @@ class Retriever:
             assert chunk.school == school  # never answer from another school's policy
             coverage = data.lexical.coverage(query_terms, position, expansion)
             whole, part, passage = dense.get(int(ordinal), (0.0, 0.0, 0))
-            score = (w.whole * whole + w.part * part + w.coverage * coverage + w.bm25 * float(bm25_norm[position])
-                     + w.words * float(word_scores[position])) / w.total
-            hits.append(Hit(chunk=chunk, score=score, dense=max(whole, part), lexical=coverage, passage=passage))
+            shared = w.whole * whole + w.part * part + w.coverage * coverage + w.bm25 * float(bm25_norm[position])
+            score = (shared + w.words * float(word_scores[position])) / w.total
+            confidence = (shared + w.words * float(judging_scores[position])) / w.total
+            hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage, passage=passage))
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
@@ -152,9 +154,9 @@ class Retriever:
 
 
 def _word_vectors(stored: StoredIndex, embedder: Embedder) -> TokenTable:
-    """An index built before word matching has no word vectors: compute them once, at load."""
-    log.info("index has no word vectors; computing them for %d chunks", len(stored.chunks))
-    return TokenTable.join(embed_words(embedder, [whole_text(chunk) for chunk in stored.chunks]), stored.manifest.dimension)
+    """An index built before word matching has no word vectors, or has them from another layer: compute them once, at load."""
+    log.info("index has no word vectors of layer %s; computing them for %d chunks", embedder.word_layer, len(stored.chunks))
+    return TokenTable.join(embed_words(embedder, [whole_text(chunk) for chunk in stored.chunks]), stored.manifest.dimension, embedder.word_layer)
 
 
 def lexical_text(chunk: Chunk) -> str:

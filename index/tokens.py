@@ -7,6 +7,12 @@ in its context. A clause scores by how well each of the question's content
 pieces finds a close piece in it (the best cosine), averaged with rare pieces
 weighing more (IDF over every indexed clause): late interaction, as ColBERT
 scores passages, with the embedding model the index already uses.
+
+Two layers of the model give each piece a vector. A middle layer keeps a word
+close to its own meaning and ranks clauses best; the last layer, shaped for the
+sentence vector, tells better whether the best clause answers the question at
+all. So clauses are ranked with the first (`vectors`) and the best one judged
+with the second (`last`); for models without a chosen middle layer they are the same.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ _BLAS_LOCK = threading.Lock()  # the thread limit is process-wide: one product a
 
 @dataclass(frozen=True)
 class TokenVectors:
-    """The content word pieces of one text: their vocabulary ids and unit-length vectors."""
+    """The content word pieces of one text: their vocabulary ids and unit-length vectors from two layers."""
 
     ids: np.ndarray  # int64 (n,)
-    vectors: np.ndarray  # float32 (n, dimension)
+    vectors: np.ndarray  # float32 (n, dimension), from the word layer: for ranking
+    last: np.ndarray  # float32 (n, dimension), from the last layer: for judging coverage (may be `vectors` itself)
 
 
 @dataclass(frozen=True)
@@ -40,27 +47,35 @@ class TokenTable:
 
     ids: np.ndarray  # int64 (rows,)
     vectors: np.ndarray  # float32 (rows, dimension)
+    last: np.ndarray  # float32 (rows, dimension)
     offsets: np.ndarray  # int64 (chunks + 1,)
+    layer: int | None  # the model layer of `vectors`; None: the last
 
     @classmethod
-    def join(cls, parts: Sequence[TokenVectors], dimension: int) -> TokenTable:
+    def join(cls, parts: Sequence[TokenVectors], dimension: int, layer: int | None) -> TokenTable:
         sizes = [len(part.ids) for part in parts]
+        empty = np.zeros((0, dimension), np.float32)
+        vectors = np.concatenate([part.vectors for part in parts]).astype(np.float32) if parts else empty
         return cls(
             ids=np.concatenate([part.ids for part in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
-            vectors=np.concatenate([part.vectors for part in parts]).astype(np.float32) if parts else np.zeros((0, dimension), np.float32),
+            vectors=vectors,
+            last=(np.concatenate([part.last for part in parts]).astype(np.float32) if parts else empty) if layer is not None else vectors,
             offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            layer=layer,
         )
 
     def chunk(self, ordinal: int) -> TokenVectors:
         start, end = self.offsets[ordinal], self.offsets[ordinal + 1]
-        return TokenVectors(self.ids[start:end], self.vectors[start:end])
+        return TokenVectors(self.ids[start:end], self.vectors[start:end], self.last[start:end])
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def save(self, folder: Path) -> None:
-        # half precision halves the file; a cosine needs no more
-        np.savez(Path(folder) / FILE, ids=self.ids.astype(np.int32), vectors=self.vectors.astype(np.float16), offsets=self.offsets)
+        # half precision halves the file; a cosine needs no more. The last layer is stored only when it differs.
+        extra = {"last": self.last.astype(np.float16)} if self.layer is not None else {}
+        np.savez(Path(folder) / FILE, ids=self.ids.astype(np.int32), vectors=self.vectors.astype(np.float16),
+                 offsets=self.offsets, layer=np.int64(-1 if self.layer is None else self.layer), **extra)
 
     @classmethod
     def load(cls, folder: Path) -> TokenTable | None:
@@ -69,10 +84,15 @@ class TokenTable:
         if not path.is_file():
             return None
         with np.load(path) as data:
-            table = cls(data["ids"].astype(np.int64), data["vectors"].astype(np.float32), data["offsets"].astype(np.int64))
+            # a table stored before layers were recorded came from the last layer
+            layer = int(data["layer"]) if "layer" in data.files else -1
+            vectors = data["vectors"].astype(np.float32)
+            last = data["last"].astype(np.float32) if layer >= 0 else vectors
+            table = cls(data["ids"].astype(np.int64), vectors, last, data["offsets"].astype(np.int64), None if layer < 0 else layer)
         offsets = table.offsets
         if (table.ids.ndim != 1 or table.vectors.ndim != 2 or offsets.ndim != 1 or not len(offsets) or offsets[0] != 0
-                or (np.diff(offsets) < 0).any() or offsets[-1] != len(table.ids) or len(table.ids) != len(table.vectors)):
+                or (np.diff(offsets) < 0).any() or offsets[-1] != len(table.ids) or len(table.ids) != len(table.vectors)
+                or table.last.shape != table.vectors.shape):
             raise ValueError("word vectors and their offsets disagree")
         return table
 
@@ -83,20 +103,29 @@ class WordMatcher:
     def __init__(self, table: TokenTable, ordinals: np.ndarray, idf: dict[int, float], unseen_idf: float):
         parts = [table.chunk(int(o)) for o in ordinals]
         # a chunk with no content piece gets one zero row: it matches nothing, and every chunk keeps a segment
-        parts = [p if len(p.ids) else TokenVectors(np.array([-1]), np.zeros((1, table.vectors.shape[1]), np.float32)) for p in parts]
-        self._vectors = np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, table.vectors.shape[1]), np.float32)
+        none = np.zeros((1, table.vectors.shape[1]), np.float32)
+        parts = [p if len(p.ids) else TokenVectors(np.array([-1]), none, none) for p in parts]
+        empty = np.zeros((0, table.vectors.shape[1]), np.float32)
+        self._vectors = np.concatenate([p.vectors for p in parts]) if parts else empty
+        self._last = (np.concatenate([p.last for p in parts]) if parts else empty) if table.layer is not None else self._vectors
         self._starts = np.concatenate([[0], np.cumsum([len(p.ids) for p in parts])[:-1]]).astype(np.int64) if parts else np.zeros(0, np.int64)
         self._idf, self._unseen_idf = idf, unseen_idf
 
-    def scores(self, question: TokenVectors) -> np.ndarray:
-        """Per chunk: the IDF-weighted mean, over the question's pieces, of the best cosine to a piece of the chunk."""
+    def scores(self, question: TokenVectors) -> tuple[np.ndarray, np.ndarray]:
+        """Per chunk: the IDF-weighted mean, over the question's pieces, of the best cosine to a piece of the
+        chunk; with the word layer (for ranking) and with the last layer (for judging)."""
         if not len(question.ids) or not len(self._starts):
-            return np.zeros(len(self._starts), np.float32)
-        with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
-            similarity = question.vectors @ self._vectors.T
-        best = np.maximum.reduceat(similarity, self._starts, axis=1)  # (pieces, chunks)
+            return np.zeros(len(self._starts), np.float32), np.zeros(len(self._starts), np.float32)
         weights = np.array([self._idf.get(int(i), self._unseen_idf) for i in question.ids], np.float32)
-        return (weights @ best) / weights.sum()
+        layers = [(question.vectors, self._vectors)]
+        if self._last is not self._vectors:
+            layers.append((question.last, self._last))
+        out = []
+        with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
+            for mine, theirs in layers:
+                best = np.maximum.reduceat(mine @ theirs.T, self._starts, axis=1)  # (pieces, chunks)
+                out.append((weights @ best) / weights.sum())
+        return out[0], out[-1]
 
 
 @lru_cache(maxsize=1)

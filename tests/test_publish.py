@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -29,7 +30,7 @@ class CountingEmbedder(Embedder):
     """The real embedder, counting the texts it is asked to embed."""
 
     def __init__(self, real):
-        self.real, self.name, self.texts, self.token_texts = real, real.name, [], []
+        self.real, self.name, self.word_layer, self.texts, self.token_texts = real, real.name, real.word_layer, [], []
 
     def embed(self, texts):
         self.texts.extend(texts)
@@ -97,6 +98,7 @@ def test_one_changed_clause_reembeds_only_that_policy_and_is_answered(site, embe
     for i, j in zip(old_kingsmead, new_kingsmead):
         assert (old.tokens.chunk(i).ids == new.tokens.chunk(j).ids).all()
         assert (old.tokens.chunk(i).vectors == new.tokens.chunk(j).vectors).all()
+        assert (old.tokens.chunk(i).last == new.tokens.chunk(j).last).all()
     assert report.published and report.embedded == len(expected) and report.reused > 0
     assert [(p.school, p.policy) for p in report.changed] == [("chiltern", "social-media")]
     assert not report.added and not report.removed and report.unchanged == 4
@@ -316,6 +318,48 @@ def test_an_index_without_word_vectors_computes_them_and_answers_the_same(bundle
         a, b = with_file.search(EX_PUPIL, school), computed.search(EX_PUPIL, school)
         assert [h.chunk.ordinal for h in a] == [h.chunk.ordinal for h in b]
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)  # stored in half precision
+        assert [h.confidence for h in a] == pytest.approx([h.confidence for h in b], abs=1e-3)
+
+
+def test_word_vectors_come_from_the_word_layer_and_the_last_layer(bundled_index, embedder):
+    """The bundled model ranks with a middle layer's word vectors and judges with its last layer's."""
+    table = store.load(store.resolve_current(bundled_index)).tokens
+    assert embedder.word_layer is not None and table.layer == embedder.word_layer
+    assert table.vectors.shape == table.last.shape and len(table.ids) > 1000
+    assert np.allclose(np.linalg.norm(table.vectors, axis=1), 1, atol=1e-2)
+    assert np.allclose(np.linalg.norm(table.last, axis=1), 1, atol=1e-2)
+    # the same pieces, in two different spaces: related, never equal
+    agreement = (table.vectors * table.last).sum(axis=1)
+    assert 0.3 < float(np.median(agreement)) < 0.9  # 0.62 for the bundled model
+
+
+def test_word_vectors_of_another_layer_are_recomputed_at_load_and_not_reused(site, bundled_index, embedder, tmp_path):
+    """A table from another layer (an index built before the word layer changed) is never matched against
+    the question's vectors of this layer: the retriever recomputes it, and `policybot index` re-embeds it."""
+    from index.search import Retriever
+
+    stored = store.load(store.resolve_current(bundled_index))
+    other = tmp_path / "other-layer"
+    shutil.copytree(store.resolve_current(bundled_index), other)
+    table = stored.tokens
+    tokens.TokenTable(table.ids, table.last, table.last, table.offsets, None).save(other)  # as if from the last layer
+    older = store.load(other)
+    assert older.tokens.layer is None and older.tokens.layer != embedder.word_layer
+    with_file, recomputed = Retriever(stored, embedder), Retriever(older, embedder)
+    for school in with_file.schools:
+        a, b = with_file.search(EX_PUPIL, school), recomputed.search(EX_PUPIL, school)
+        assert [h.chunk.ordinal for h in a] == [h.chunk.ordinal for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
+
+    index_dir = site / "data" / "index"
+    current = publish.current_version(index_dir)
+    built = store.load(current).tokens
+    tokens.TokenTable(built.ids, built.last, built.last, built.offsets, None).save(current)
+    counting = CountingEmbedder(embedder)
+    publish.publish(site / "policies", index_dir, counting, progress=False)
+    rebuilt = store.load(publish.current_version(index_dir))
+    assert len(counting.token_texts) >= len(rebuilt.chunks)  # every policy's word vectors embedded again
+    assert rebuilt.tokens.layer == embedder.word_layer
 
 
 def test_corrupt_or_mismatched_word_vectors_are_refused_by_name(bundled_index, tmp_path):
@@ -325,10 +369,10 @@ def test_corrupt_or_mismatched_word_vectors_are_refused_by_name(bundled_index, t
     (folder / tokens.FILE).write_bytes(b"not a numpy archive")
     with pytest.raises(store.IndexNotReady, match="corrupt.*policybot index"):
         store.load(folder)
-    tokens.TokenTable(table.ids, table.vectors, table.offsets[:-1]).save(folder)  # offsets past the last piece
+    tokens.TokenTable(table.ids, table.vectors, table.last, table.offsets[:-1], table.layer).save(folder)  # offsets past the last piece
     with pytest.raises(store.IndexNotReady, match="corrupt.*policybot index"):
         store.load(folder)
-    tokens.TokenTable.join([table.chunk(i) for i in range(len(table) - 1)], table.vectors.shape[1]).save(folder)  # one chunk short
+    tokens.TokenTable.join([table.chunk(i) for i in range(len(table) - 1)], table.vectors.shape[1], table.layer).save(folder)  # one chunk short
     with pytest.raises(store.IndexNotReady, match="word vectors do not match the chunks"):
         store.load(folder)
 
