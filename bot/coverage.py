@@ -3,7 +3,8 @@
 Saying "the policy does not cover this" when it does sends staff elsewhere;
 answering when it does not invents policy. Three signals decide:
 
-- the best clause's score: a strong match always counts, a weak one never does;
+- the best candidate clause's confidence (`bot.answer.confidence`): a strong match always
+  counts, a weak one never does;
 - for a middling match, whether the question's own subject is missing from the
   policy (most of its content words, and their synonyms, appear nowhere in it:
   "overtime", "funeral");

@@ -42,7 +42,7 @@ class Hit:
 
     chunk: Chunk
     score: float  # ranks the school's chunks
-    confidence: float = 0.0  # judges whether the best chunk answers the question (index/tokens.py: the last layer)
+    confidence: float = 0.0  # the same blend with the last layer's word match: judges whether the policy answers the question
     dense: float = 0.0
     lexical: float = 0.0
     passage: int = 0  # which embedded passage matched best: 0 = the whole chunk, i = passages(chunk)[i - 1]

@@ -264,7 +264,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         if rechunk:
             log.info("index %s was chunked by other code: re-chunking and re-embedding every policy", previous.version)
             force = True
-        if previous.other_layer:
+        if previous.other_layer:  # a new word layer changes index/embed.py, so the pipeline check above usually fires first
             log.info("index %s has word vectors of another model layer: re-embedding them", previous.version)
             force = True
 

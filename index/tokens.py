@@ -39,6 +39,7 @@ class TokenVectors:
     ids: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, dimension), from the word layer: for ranking
     last: np.ndarray  # float32 (n, dimension), from the last layer: for judging coverage (may be `vectors` itself)
+    layer: int | None = None  # the model layer of `vectors`; None: the last
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,36 @@ class TokenTable:
 
     @classmethod
     def join(cls, parts: Sequence[TokenVectors], dimension: int, layer: int | None) -> TokenTable:
+        """One table from the chunks' pieces, which must all come from `layer`."""
+        if any(part.layer != layer for part in parts):
+            raise ValueError(f"word vectors of layers {sorted({str(p.layer) for p in parts})} cannot share a table of layer {layer}")
         sizes = [len(part.ids) for part in parts]
         empty = np.zeros((0, dimension), np.float32)
         vectors = np.concatenate([part.vectors for part in parts]).astype(np.float32) if parts else empty
+        last = vectors
+        if layer is not None and parts:
+            last = np.concatenate([part.last for part in parts]).astype(np.float32)
         return cls(
             ids=np.concatenate([part.ids for part in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
             vectors=vectors,
-            last=(np.concatenate([part.last for part in parts]).astype(np.float32) if parts else empty) if layer is not None else vectors,
+            last=last,
             offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
             layer=layer,
         )
 
     def chunk(self, ordinal: int) -> TokenVectors:
         start, end = self.offsets[ordinal], self.offsets[ordinal + 1]
-        return TokenVectors(self.ids[start:end], self.vectors[start:end], self.last[start:end])
+        return TokenVectors(self.ids[start:end], self.vectors[start:end], self.last[start:end], self.layer)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def save(self, folder: Path) -> None:
-        # half precision halves the file; a cosine needs no more. The last layer is stored only when it differs.
-        extra = {"last": self.last.astype(np.float16)} if self.layer is not None else {}
-        np.savez(Path(folder) / FILE, ids=self.ids.astype(np.int32), vectors=self.vectors.astype(np.float16),
+        # Half precision halves the file; a cosine needs no more. `vectors` holds the last layer, as it did
+        # before layers were chosen, so an older release rolled back to still reads what it expects;
+        # a middle layer's vectors are stored beside it.
+        extra = {"words": self.vectors.astype(np.float16)} if self.layer is not None else {}
+        np.savez(Path(folder) / FILE, ids=self.ids.astype(np.int32), vectors=self.last.astype(np.float16),
                  offsets=self.offsets, layer=np.int64(-1 if self.layer is None else self.layer), **extra)
 
     @classmethod
@@ -84,10 +93,10 @@ class TokenTable:
         if not path.is_file():
             return None
         with np.load(path) as data:
-            # a table stored before layers were recorded came from the last layer
+            # a table stored before layers were recorded has the last layer only
             layer = int(data["layer"]) if "layer" in data.files else -1
-            vectors = data["vectors"].astype(np.float32)
-            last = data["last"].astype(np.float32) if layer >= 0 else vectors
+            last = data["vectors"].astype(np.float32)
+            vectors = data["words"].astype(np.float32) if layer >= 0 else last
             table = cls(data["ids"].astype(np.int64), vectors, last, data["offsets"].astype(np.int64), None if layer < 0 else layer)
         offsets = table.offsets
         if (table.ids.ndim != 1 or table.vectors.ndim != 2 or offsets.ndim != 1 or not len(offsets) or offsets[0] != 0

@@ -166,15 +166,16 @@ def test_answers_use_mpnet_but_the_safeguarding_gate_keeps_the_bundled_model(mpn
     assert verdict.escalate and verdict.route == "dsl"
 
 
-# Floors just under what the method measured with mpnet and word matching (README "Choosing the model").
+# Floors just under what the method measured with mpnet, word matching in its 8th layer (README "Choosing the model").
 MPNET_SETS = [
-    (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95),
-    (TEST_DATA / "blind4-questions.yaml", 0.82, 0.90),
-    (TEST_DATA / "blind6-questions.yaml", 0.82, 0.92),
-    (TEST_DATA / "devstyle2-questions.yaml", 0.79, 0.90),
-    (TEST_DATA / "devstyle5-questions.yaml", 0.79, 0.95),
-    (TEST_DATA / "devstyle7-questions.yaml", 0.86, 0.93),  # first read after word matching
-    (TEST_DATA / "devstyle9-questions.yaml", 0.88, 0.95),  # first read after every change to the method
+    (SHARED_EVAL / "dev-questions.yaml", 0.88, 0.97),
+    (TEST_DATA / "blind4-questions.yaml", 0.88, 0.94),
+    (TEST_DATA / "blind6-questions.yaml", 0.86, 0.92),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.79, 0.97),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.97),
+    (TEST_DATA / "devstyle7-questions.yaml", 0.84, 0.97),  # first read after word matching
+    (TEST_DATA / "devstyle9-questions.yaml", 0.88, 0.97),  # first read after the synonym rewording
+    (TEST_DATA / "devstyle11-questions.yaml", 0.81, 0.93),  # first read with the last layer, before the 8th was chosen (on other sets)
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -322,15 +323,56 @@ def test_an_index_without_word_vectors_computes_them_and_answers_the_same(bundle
 
 
 def test_word_vectors_come_from_the_word_layer_and_the_last_layer(bundled_index, embedder):
-    """The bundled model ranks with a middle layer's word vectors and judges with its last layer's."""
+    """The bundled model ranks with its 4th layer's word vectors and judges with its last layer's, checked
+    against the model run directly with transformers; the sentence vector is the one `embed` gives."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from index.embed import bundled_model_path
+
+    text = "Staff must not accept friend requests from ex-pupils under the age of 18."
+    vector, (pieces,) = embedder.embed_question(text)
+    assert np.allclose(vector, embedder.embed([text]), atol=1e-5)
+    tokenizer, model = AutoTokenizer.from_pretrained(bundled_model_path()), AutoModel.from_pretrained(bundled_model_path())
+    encoded = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        layers = model(**encoded, output_hidden_states=True).hidden_states
+    ids = encoded["input_ids"][0].tolist()
+    positions, start = [], 0
+    for piece in pieces.ids.tolist():  # the content pieces are a subsequence of the text's pieces
+        start = ids.index(piece, start)
+        positions.append(start)
+        start += 1
+
+    def unit(rows):
+        rows = rows[0, positions].numpy()
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    assert pieces.layer == embedder.word_layer == 4 and len(positions) >= 8
+    assert np.allclose(pieces.vectors, unit(layers[4]), atol=1e-4)
+    assert np.allclose(pieces.last, unit(layers[-1]), atol=1e-4)
+    assert not np.allclose(pieces.vectors, pieces.last, atol=1e-2)
     table = store.load(store.resolve_current(bundled_index)).tokens
-    assert embedder.word_layer is not None and table.layer == embedder.word_layer
-    assert table.vectors.shape == table.last.shape and len(table.ids) > 1000
-    assert np.allclose(np.linalg.norm(table.vectors, axis=1), 1, atol=1e-2)
-    assert np.allclose(np.linalg.norm(table.last, axis=1), 1, atol=1e-2)
-    # the same pieces, in two different spaces: related, never equal
-    agreement = (table.vectors * table.last).sum(axis=1)
-    assert 0.3 < float(np.median(agreement)) < 0.9  # 0.62 for the bundled model
+    assert table.layer == 4 and table.vectors.shape == table.last.shape and len(table.ids) > 1000
+
+
+def test_a_word_vector_file_from_before_layers_is_read_as_the_last_layer(bundled_index, tmp_path):
+    """An index stored before layers were recorded, and what an older release reads of a new one: `vectors` is the last layer."""
+    folder = tmp_path / "old"
+    shutil.copytree(store.resolve_current(bundled_index), folder)
+    table = store.load(folder).tokens
+    with np.load(folder / tokens.FILE) as data:
+        assert np.allclose(data["vectors"].astype(np.float32), table.last) and "words" in data.files
+    np.savez(folder / tokens.FILE, ids=table.ids.astype(np.int32), vectors=table.last.astype(np.float16), offsets=table.offsets)
+    old = store.load(folder).tokens
+    assert old.layer is None and old.vectors is old.last and np.allclose(old.last, table.last)
+
+
+def test_word_vectors_of_different_layers_never_share_a_table(bundled_index):
+    table = store.load(store.resolve_current(bundled_index)).tokens
+    mixed = [table.chunk(0), dataclasses.replace(table.chunk(1), layer=None)]
+    with pytest.raises(ValueError, match="layers"):
+        tokens.TokenTable.join(mixed, table.vectors.shape[1], table.layer)
 
 
 def test_word_vectors_of_another_layer_are_recomputed_at_load_and_not_reused(site, bundled_index, embedder, tmp_path):
