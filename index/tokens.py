@@ -11,7 +11,7 @@ scores passages, with the embedding model the index already uses.
 Two layers of the model give each piece a vector. A middle layer keeps a word
 close to its own meaning and ranks clauses best; the last layer, shaped for the
 sentence vector, tells better whether the best clause answers the question at
-all. So clauses are ranked with the first (`vectors`) and the best one judged
+all. So clauses are ranked with the first (`vectors`) and the candidates judged
 with the second (`last`); for models without a chosen middle layer they are the same.
 """
 
@@ -116,7 +116,9 @@ class WordMatcher:
         parts = [p if len(p.ids) else TokenVectors(np.array([-1]), none, none) for p in parts]
         empty = np.zeros((0, table.vectors.shape[1]), np.float32)
         self._vectors = np.concatenate([p.vectors for p in parts]) if parts else empty
-        self._last = (np.concatenate([p.last for p in parts]) if parts else empty) if table.layer is not None else self._vectors
+        self._last = self._vectors  # the same array when ranking uses the last layer: one product, not two
+        if table.layer is not None and parts:
+            self._last = np.concatenate([p.last for p in parts])
         self._starts = np.concatenate([[0], np.cumsum([len(p.ids) for p in parts])[:-1]]).astype(np.int64) if parts else np.zeros(0, np.int64)
         self._idf, self._unseen_idf = idf, unseen_idf
 
