@@ -233,7 +233,7 @@ def _previous(index_dir: Path, model: str, word_layer: int | None) -> _Previous:
     tokens: dict[tuple[str, str], list[TokenVectors]] = defaultdict(list)
     for position, chunk in enumerate(stored.chunks):
         chunks[(chunk.school, chunk.policy)].append(chunk)
-        if stored.tokens is not None and stored.tokens.layer == word_layer:
+        if stored.tokens is not None:  # of another layer, none is reused: `other_layer` forces a full build
             tokens[(chunk.school, chunk.policy)].append(stored.tokens.chunk(position))
     for position, ordinal in enumerate(stored.passage_chunk):
         chunk = stored.chunks[int(ordinal)]

@@ -110,16 +110,14 @@ class WordMatcher:
     """Scores the chunks of one school for a question's content pieces."""
 
     def __init__(self, table: TokenTable, ordinals: np.ndarray, idf: dict[int, float], unseen_idf: float):
+        dimension = table.vectors.shape[1]
+        none = np.zeros((1, dimension), np.float32)
         parts = [table.chunk(int(o)) for o in ordinals]
         # a chunk with no content piece gets one zero row: it matches nothing, and every chunk keeps a segment
-        none = np.zeros((1, table.vectors.shape[1]), np.float32)
-        parts = [p if len(p.ids) else TokenVectors(np.array([-1]), none, none) for p in parts]
-        empty = np.zeros((0, table.vectors.shape[1]), np.float32)
-        self._vectors = np.concatenate([p.vectors for p in parts]) if parts else empty
-        self._last = self._vectors  # the same array when ranking uses the last layer: one product, not two
-        if table.layer is not None and parts:
-            self._last = np.concatenate([p.last for p in parts])
-        self._starts = np.concatenate([[0], np.cumsum([len(p.ids) for p in parts])[:-1]]).astype(np.int64) if parts else np.zeros(0, np.int64)
+        school = TokenTable.join([p if len(p.ids) else TokenVectors(np.array([-1]), none, none, table.layer) for p in parts],
+                                 dimension, table.layer)
+        self._vectors, self._last = school.vectors, school.last  # the same array when ranking uses the last layer
+        self._starts = school.offsets[:-1]
         self._idf, self._unseen_idf = idf, unseen_idf
 
     def scores(self, question: TokenVectors) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +127,7 @@ class WordMatcher:
             return np.zeros(len(self._starts), np.float32), np.zeros(len(self._starts), np.float32)
         weights = np.array([self._idf.get(int(i), self._unseen_idf) for i in question.ids], np.float32)
         layers = [(question.vectors, self._vectors)]
-        if self._last is not self._vectors:
+        if self._last is not self._vectors:  # one product, not two, when ranking uses the last layer
             layers.append((question.last, self._last))
         out = []
         with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):

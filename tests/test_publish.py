@@ -427,6 +427,7 @@ def test_a_question_without_content_words_still_gets_the_dense_ranking(answerer)
     assert len(hits) == 5 and all(h.chunk.school == "chiltern" for h in hits)
     scores = [h.score for h in hits]
     assert all(math.isfinite(s) and s > 0 for s in scores) and scores == sorted(scores, reverse=True)  # no 0/0 word score
+    assert all(math.isfinite(h.confidence) and h.confidence > 0 for h in hits)
 
 
 def test_watch_rebuilds_once_per_burst_of_changes_and_ignores_temp_files(tmp_path):
