@@ -194,8 +194,11 @@ class Answerer:
         text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
         reporting = retriever.search(REPORTING_QUERY + text[:300], question.school, k=1)
         own, _, answers_question = self._match(text, question.school, school, retriever) if text else ([], None, False)
-        # the answer to what they asked first (when the policy answers it), then the clause on reporting concerns
-        ordered = own[:1] + reporting + own[1:] if answers_question else reporting + own
+        # the answer to what they asked first (when the policy answers it), then the clause on reporting concerns;
+        # the reporting clause leads when it answers the message nearly as well ("a pupil messaged me, what do I do?")
+        reporting_leads = not answers_question or (bool(reporting) and any(
+            hit.chunk == reporting[0].chunk and hit.score >= own[0].score - QUOTE_BOTH_WITHIN for hit in own))
+        ordered = reporting + own if reporting_leads else own[:1] + reporting + own[1:]
         first: dict = {}
         for hit in ordered:
             first.setdefault(hit.chunk, hit)  # each clause once, where it first appears

@@ -59,13 +59,20 @@ def tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Synonyms:
+    """Staff vocabulary: `groups` of terms that mean the same thing, used everywhere; and looser
+    `rewordings` (everyday phrasing: "spy on" for "monitor"), used only to reword a question for ranking."""
+
     groups: tuple[tuple[str, ...], ...]
+    rewordings: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
     def load(cls, path: Path = SYNONYMS_FILE) -> Synonyms:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        groups = tuple(tuple(str(term).lower() for term in group) for group in raw.get("groups", []))
-        return cls(groups)
+
+        def lists(key: str) -> tuple[tuple[str, ...], ...]:
+            return tuple(tuple(str(term).lower() for term in group) for group in raw.get(key) or [])
+
+        return cls(lists("groups"), lists("rewordings"))
 
     def stemmed_groups(self) -> tuple[frozenset[str], ...]:
         return _stemmed_groups(self.groups)
@@ -79,12 +86,12 @@ class Synonyms:
                 extra.extend(term for term in group if f" {term} " not in padded)
         return extra
 
-    def in_vocabulary(self, text: str, vocabulary: frozenset[str]) -> str | None:
+    def in_vocabulary(self, text: str, vocabulary: frozenset[str], loose: bool = False) -> str | None:
         """`text` with each staff term the vocabulary lacks replaced by a synonym it has ("ex-pupil" ->
         "former students" for a policy that only says that), so word matching sees the policy's words;
-        None when every term it uses is the vocabulary's own."""
+        None when every term it uses is the vocabulary's own. `loose`: the rewordings count as synonyms too."""
         padded = original = _padded(text)
-        for group in self.groups:
+        for group in _with_rewordings(self.groups, self.rewordings) if loose else self.groups:
             used = [term for term in group if _padded(term) in padded]
             if not used or any(_term_tokens(term) <= vocabulary for term in used):
                 continue
@@ -104,6 +111,19 @@ def _term_tokens(term: str) -> frozenset[str]:
 def _padded(text: str) -> str:
     """Lower-case words joined by single spaces, with one space either side, for whole-phrase matching."""
     return " " + " ".join(words(text.replace("-", " "))) + " "
+
+
+@lru_cache(maxsize=8)
+def _with_rewordings(groups: tuple[tuple[str, ...], ...], rewordings: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """Each group joined by the rewordings that share a term with it, then the rewordings that join none."""
+    merged = [list(group) for group in groups]
+    for rewording in rewordings:
+        joined = next((group for group in merged[: len(groups)] if set(group) & set(rewording)), None)
+        if joined is None:
+            merged.append(list(rewording))
+        else:
+            joined.extend(term for term in rewording if term not in joined)
+    return tuple(tuple(group) for group in merged)
 
 
 @lru_cache(maxsize=8)

@@ -90,11 +90,16 @@ class Retriever:
         if school not in self._schools:
             raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
         data = self._schools[school]
-        # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too
-        in_policy_words = self.synonyms.in_vocabulary(question, data.vocabulary)
-        vector, word_pieces = self.embedder.embed_question(question, () if in_policy_words is None else (in_policy_words,))
+        # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too.
+        # Looser rewordings ("spy on" -> "monitor") help rank the clauses, but only the question and its
+        # synonyms judge whether the policy answers it: a loose match must not make an off-topic question look covered.
+        synonym = self.synonyms.in_vocabulary(question, data.vocabulary)
+        rewording = self.synonyms.in_vocabulary(question, data.vocabulary, loose=True)
+        variants = tuple(dict.fromkeys(text for text in (synonym, rewording) if text is not None))
+        vector, word_pieces = self.embedder.embed_question(question, variants)
         ranking, judging = zip(*(data.words.scores(pieces) for pieces in word_pieces))
-        word_scores, judging_scores = np.max(ranking, axis=0), np.max(judging, axis=0)
+        judged = [judging[0]] + ([judging[1 + variants.index(synonym)]] if synonym is not None else [])
+        word_scores, judging_scores = np.max(ranking, axis=0), np.max(judged, axis=0)
         dense = self._dense(vector, data)
         query_terms = tokens(question)
         expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
