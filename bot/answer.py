@@ -199,9 +199,11 @@ class Answerer:
         reporting_leads = not answers_question or (bool(reporting) and any(
             hit.chunk == reporting[0].chunk and hit.score >= own[0].score - QUOTE_BOTH_WITHIN for hit in own))
         ordered = reporting + own if reporting_leads else own[:1] + reporting + own[1:]
+        asked = {hit.chunk: hit for hit in own}
         first: dict = {}
         for hit in ordered:
-            first.setdefault(hit.chunk, hit)  # each clause once, where it first appears
+            # each clause once, where it first appears, quoted as the staff member's own question matched it
+            first.setdefault(hit.chunk, asked.get(hit.chunk, hit))
         citations = tuple(self._citation(hit) for hit in first.values())
         quoted = min(len(citations), 2 if answers_question and reporting and reporting[0].chunk != own[0].chunk else 1)
         body = self.safeguarding.guidance(assessment)

@@ -93,7 +93,8 @@ class Synonyms:
         padded = original = _padded(text)
         for group in _with_rewordings(self.groups, self.rewordings) if loose else self.groups:
             used = [term for term in group if _padded(term) in padded]
-            if not used or any(_term_tokens(term) <= vocabulary for term in used):
+            # a term of stop words only ("during school") has no stems: it tells nothing about the vocabulary
+            if not used or any(_term_tokens(term) and _term_tokens(term) <= vocabulary for term in used):
                 continue
             known = next((term for term in group if _term_tokens(term) and _term_tokens(term) <= vocabulary), None)
             if known is not None:

@@ -91,14 +91,14 @@ class Retriever:
             raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
         data = self._schools[school]
         # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too.
-        # Looser rewordings ("spy on" -> "monitor") help rank the clauses, but only the question and its
-        # synonyms judge whether the policy answers it: a loose match must not make an off-topic question look covered.
+        # Looser rewordings ("spy on" -> "monitor") help rank the clauses; each clause's confidence sees only
+        # the question and its synonyms, so a loose match does not lift an off-topic question's confidence.
         synonym = self.synonyms.in_vocabulary(question, data.vocabulary)
         rewording = self.synonyms.in_vocabulary(question, data.vocabulary, loose=True)
-        variants = tuple(dict.fromkeys(text for text in (synonym, rewording) if text is not None))
-        vector, word_pieces = self.embedder.embed_question(question, variants)
+        also = ([synonym] if synonym is not None else []) + ([rewording] if rewording not in (None, synonym) else [])
+        vector, word_pieces = self.embedder.embed_question(question, tuple(also))
         ranking, judging = zip(*(data.words.scores(pieces) for pieces in word_pieces))
-        judged = [judging[0]] + ([judging[1 + variants.index(synonym)]] if synonym is not None else [])
+        judged = judging[: 2 if synonym is not None else 1]  # the question, then its synonym rewording
         word_scores, judging_scores = np.max(ranking, axis=0), np.max(judged, axis=0)
         dense = self._dense(vector, data)
         query_terms = tokens(question)

@@ -203,22 +203,21 @@ def test_a_concern_that_also_asks_a_policy_question_gets_both(detector, bundled_
     assert all(c.school == "pennine-way" for c in answer.citations)
 
 
-@pytest.mark.parametrize(("school", "text", "first", "also"), [
+@pytest.mark.parametrize(("school", "text", "first", "second"), [
     # "what do I do?": the reporting clause answers it nearly as well as the best match, so it leads
     ("pennine-way", "What should I do if a pupil messages me on my personal account?",
-     "communication received from current pupils", None),
+     "communication received from current pupils", "contact via personal accounts with past pupils"),
     # a question the policy answers outright: that answer leads, the reporting clause comes second
-    ("mill-lane", "A mum keeps messaging me on Facebook about her son's reading. Can I just reply from my own account?",
+    ("mill-lane", "A parent keeps messaging me on Facebook about her child's homework. Can I answer her from my personal account?",
      "via social media should be through the school's social media accounts", "raises a safeguarding concern"),
 ])
 def test_an_escalation_leads_with_the_reporting_clause_unless_another_answers_better(
-        detector, bundled_index, embedder, school, text, first, also):
+        detector, bundled_index, embedder, school, text, first, second):
     answerer = Answerer(load_catalogue(POLICIES), LiveIndex(bundled_index, embedder), today=lambda: TODAY, safeguarding=detector)
     answer = answerer.answer(Question(text=text, school=school))
-    assert answer.escalate
+    assert answer.escalate and answer.quoted == 2  # both: the policy answers the question it also asks
     assert squash(first) in squash(answer.citations[0].text), answer.citations[0].text
-    if also is not None:
-        assert answer.quoted == 2 and squash(also) in squash(answer.citations[1].text), answer.citations[1].text
+    assert squash(second) in squash(answer.citations[1].text), answer.citations[1].text
 
 
 
