@@ -156,12 +156,13 @@ class Answerer:
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
         hits, other_policy, covered = self._match(text, question.school, school, snapshot.retriever)
+        sure = confidence(hits)
         citations = tuple(self._citation(hit) for hit in hits)
         titles = [p.title for p in school.policies]
         if covered:
             quoted = self._quoted(hits)
             body = self._compose(school.name, citations[:quoted])
-        elif other_policy is None and hits and confidence(hits) >= self.coverage.min_score:
+        elif other_policy is None and hits and sure >= self.coverage.min_score:
             # a middling match: say plainly that it may not answer, show it, and name who to ask
             quoted = 1
             body = messages.unsure(school.name, titles, school.ask) + "\n\n" + self._quoted_clause(citations[0])
@@ -171,7 +172,7 @@ class Answerer:
         body, warnings = self._with_warnings(body, question.school, citations[:quoted], school.ask)
         log.info(
             "answered question_id=%s school=%s covered=%s confidence=%.3f ms=%.1f",
-            question.question_id, question.school, covered, confidence(hits),
+            question.question_id, question.school, covered, sure,
             (time.perf_counter() - started) * 1000,
         )
         return Answer(
