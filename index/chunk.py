@@ -20,6 +20,10 @@ BULLET = re.compile(r"^\s*- (.*)$")
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
 # "...will consider taking the following action:" introduces the numbered clauses after it.
 LEAD_IN = re.compile(r"(?::|\bfollowing\b[^.]*\.)\s*$", re.IGNORECASE)
+# a paragraph that opens by pointing back ("These accounts are managed by...", "It applies regardless of...")
+# is searched with the passage it points to; "This policy" and "It is the responsibility of" point nowhere
+BACK_REFERENCE = re.compile(r"^(?:(?:These|Those|Such|They)\b|This (?!policy\b)|It (?!is\b|was\b))")
+BACK_REFERENCE_CHARS = 300
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 14
 MAX_CHUNK_CHARS = 1500
@@ -201,6 +205,8 @@ class _ChunkBuilder:
             self.lines = [item.text]
             self.number = item.number
             self.context = self.lead_in if item.kind == "clause" else ""
+            if not self.context and BACK_REFERENCE.match(item.text) and self.chunks and self.chunks[-1].heading == self._heading():
+                self.context = _clip(self.chunks[-1].text.replace("\n- ", " "), BACK_REFERENCE_CHARS)
             if item.kind == "para" and following is not None and following.kind == "clause" and LEAD_IN.search(item.text):
                 self.lead_in = SENTENCE_END.split(item.text)[-1]
             self.accepts_bullets = item.text.endswith(":") or (
@@ -221,7 +227,7 @@ class _ChunkBuilder:
         if self.lines:
             text = "\n".join(self.lines)
             section = self.number or next((h.number for h in reversed(self.headings) if h.number), "")
-            heading = tuple(h.text.rstrip(":") for h in self.headings)
+            heading = self._heading()
             ordinal = len(self.chunks)
             self.chunks.append(
                 Chunk(
@@ -237,6 +243,14 @@ class _ChunkBuilder:
             )
         self.lines, self.number, self.accepts_bullets, self.context = [], "", False, ""
 
+    def _heading(self) -> tuple[str, ...]:
+        return tuple(h.text.rstrip(":") for h in self.headings)
+
     def finish(self) -> list[Chunk]:
         self._flush()
         return self.chunks
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]

@@ -22,6 +22,12 @@ URL_ONLY = re.compile(r"^\s*(?:https?://|www\.)\S+\s*$", re.IGNORECASE)
 MARKUP = re.compile(r"\*\*|__|</?u>|</?b>|</?i>", re.IGNORECASE)
 ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 TERMINAL = re.compile(r"[.;:!?)\"'”’]$")
+# document control: who approved the policy, when it was reviewed and is next due, its version
+CONTROL_WORDS = r"\b(?:review|reviewed|approved|approval|agreed|adopted|ratified|version|author|owner|key staff|responsible)\b"
+CONTROL_TABLE = re.compile(CONTROL_WORDS, re.IGNORECASE)
+# ...written as a line of its own: "Next review date: January 2026", "Approved by: Governors"
+DETAIL_LINE = re.compile(rf"^(?=[^:]{{0,50}}{CONTROL_WORDS})[A-Za-z][^:.;]{{1,50}}:\s*[^\s:][^.;:]{{0,60}}$", re.IGNORECASE)
+DETAILS_HEADING = "# Document details"
 MIN_REPEATS = 3
 
 
@@ -38,8 +44,10 @@ def clean(text: str) -> str:
     lines = _drop_tables_of_contents(lines)
     lines = [_normalise_list_marker(line) for line in lines]
     lines = [line for line in lines if not _is_debris(line)]
-    lines = _drop_tables(lines)
+    lines, details = _document_details(lines)
     lines = _rejoin_broken_paragraphs(lines)
+    if details:  # last, so the heading it adds nests nothing of the policy's own
+        lines += ["", DETAILS_HEADING, ""] + [f"- {row}" for row in details]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
@@ -112,15 +120,35 @@ def _is_debris(line: str) -> bool:
     return bool(BARE_MARKER.match(stripped) or URL_ONLY.match(stripped) or len(stripped) == 1)
 
 
-def _drop_tables(lines: list[str]) -> list[str]:
-    """Tab-separated rows are table cells (document control, approval tables): not clauses."""
-    out = []
-    for line in lines:
+def _document_details(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Tab-separated rows are table cells, not clauses. A document-control table (approval, review dates,
+    versions) and "Next review date: ..." lines still say what staff ask ("when is this policy reviewed?"):
+    they move, word for word, to one "Document details" list at the end. Other tables are dropped as stray
+    cells. Returns the remaining lines and the details."""
+    out: list[str] = []
+    details: list[str] = []
+    table: list[list[str]] = []
+    for line in lines + [""]:
         cells = [cell.strip() for cell in line.split("\t") if cell.strip()]
         if "\t" in line.strip() and all(len(cell) < 100 for cell in cells):
+            table.append(cells)
             continue
-        out.append(" ".join(line.split("\t")).strip() if "\t" in line else line)
-    return out
+        if table and any(CONTROL_TABLE.search(" ".join(row)) for row in table):
+            details.extend(_row(row) for row in table)
+        table = []
+        if DETAIL_LINE.match(line.strip()):
+            details.append(line.strip())
+        else:
+            out.append(" ".join(line.split("\t")).strip() if "\t" in line else line)
+    return out[:-1], details
+
+
+def _row(cells: list[str]) -> str:
+    """A table row's cells on one line: a label cell ("Key staff:") runs into its value, other cells are kept apart."""
+    row = cells[0]
+    for cell in cells[1:]:
+        row += (" " if row.endswith(":") else " | ") + cell
+    return row
 
 
 def _rejoin_broken_paragraphs(lines: list[str]) -> list[str]:

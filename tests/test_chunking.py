@@ -1,0 +1,107 @@
+"""Cleaning and chunking: extraction noise goes, the policy's words and structure stay, each chunk knows where it is."""
+
+from __future__ import annotations
+
+from index.build import Source, chunk_source, embedding_texts
+from index.chunk import chunk_document
+from index.clean import clean
+from index.model import Document
+from tests.conftest import POLICIES
+
+EXTRACTED = """\
+Social Media Policy
+
+Contents
+1. Purpose\t2
+2. Contact with pupils\t3
+3. Review\t4
+
+Approved by:\tGoverning Body\tDate: May 2024
+Next review due by:\tMay 2025
+
+1. Purpose
+
+Growing together, learning forever
+
+1.1 This policy sets out how staff use social media.
+
+➤ It applies on school devices and on staff members' own devices.
+
+2. Contact with pupils
+
+Growing together, learning forever
+
+2.1 Staff must not:
+
+• accept friend requests from pupils;
+> message pupils from personal accounts.
+
+2.2 Any message a pupil sends to a personal account will be
+
+reported to the designated safeguarding lead.
+
+The school's official channels are as follows:
+
+- The school Facebook page.
+
+These accounts are managed by the office team.
+
+3. Review
+
+Growing together, learning forever
+
+This policy will be reviewed every year.
+"""
+
+
+def chunks_of(text: str):
+    return chunk_document(Document(school="oak", policy="social-media", path="policy.txt", text=text), clean(text))
+
+
+def test_cleaning_drops_contents_slogans_and_list_markers_and_rejoins_broken_lines():
+    cleaned = clean(EXTRACTED)
+    assert "Contents" not in cleaned and "\t" not in cleaned
+    assert "Growing together" not in cleaned  # the slogan repeated on every page
+    assert "➤" not in cleaned and "•" not in cleaned and "\n> " not in cleaned
+    assert "- accept friend requests from pupils;" in cleaned
+    assert "will be reported to the designated safeguarding lead." in cleaned
+
+
+def test_document_control_rows_move_word_for_word_to_a_document_details_list_at_the_end():
+    cleaned = clean(EXTRACTED)
+    tail = cleaned[cleaned.index("# Document details"):]
+    assert "- Approved by: Governing Body | Date: May 2024" in tail
+    assert "- Next review due by: May 2025" in tail
+    assert cleaned.count("May 2025") == 1  # moved, not copied
+    details = next(c for c in chunks_of(EXTRACTED) if c.heading == ("Document details",))
+    assert "Next review due by: May 2025" in details.text and "Purpose" not in details.text
+    other_table = clean("Staff must report concerns.\n\nDay\tRoom\nMonday\t4B\n")
+    assert other_table == "Staff must report concerns.\n"  # cells of any other table are stray, as before
+
+
+def test_numbered_clauses_keep_their_number_heading_and_the_list_they_introduce():
+    chunks = {c.section: c for c in chunks_of(EXTRACTED) if c.section}
+    assert chunks["2.1"].heading == ("Contact with pupils",)
+    assert chunks["2.1"].text.splitlines() == [
+        "Staff must not:", "- accept friend requests from pupils;", "- message pupils from personal accounts."]
+    assert chunks["1.1"].heading == ("Purpose",)
+
+
+def test_a_paragraph_that_points_back_is_searched_with_what_it_points_to_but_quoted_as_written():
+    chunks = chunks_of(EXTRACTED)
+    managed = next(c for c in chunks if c.text.startswith("These accounts"))
+    assert managed.text == "These accounts are managed by the office team."
+    assert "The school Facebook page." in managed.context
+    assert "The school Facebook page." in embedding_texts(managed)[0]
+    review = next(c for c in chunks if c.text.startswith("This policy will be reviewed"))
+    assert review.context == ""  # "This policy" names the document, not the paragraph before
+
+
+def test_the_bundled_policies_answer_review_date_questions_from_their_document_details():
+    for school, expected in (("pennine-way", "Next review due by: April 2025"), ("mill-lane", "Next review date: January 2026"),
+                             ("cardinal-heenan", "To be reviewed: March 2025")):
+        path = next((POLICIES / school).glob("*.txt"))
+        chunks, _ = chunk_source(Source(school, "social-media", path, "Social Media Policy"))
+        details = [c for c in chunks if c.heading == ("Document details",)]
+        assert len(details) == 1 and expected in details[0].text, school
+        assert all("Document details" not in c.heading_path for c in chunks if c not in details)
