@@ -14,21 +14,24 @@ from dataclasses import dataclass
 from index.model import Chunk, Document
 
 MD_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*#*$")
-CLAUSE = re.compile(r"^(\d{1,2}(?:\.\d{1,3})+)\.?\s+(\S.*)$")
+CLAUSE = re.compile(r"^(\d{1,2}(?:\.\d{1,3})+)\.?\s+([^\s|].*)$")  # "1.0 | May 2023" is a table row
 TOP_NUMBER = re.compile(r"^(\d{1,2})[.)]?\s+(\S.*)$")
 BULLET = re.compile(r"^\s*- (.*)$")
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
 # "...will consider taking the following action:" introduces the numbered clauses after it.
 LEAD_IN = re.compile(r"(?::|\bfollowing\b[^.]*\.)\s*$", re.IGNORECASE)
-# a paragraph that opens by pointing back ("These accounts are managed by...", "It applies regardless of...")
-# is searched with the passage it points to; "This policy" and "It is the responsibility of" point nowhere
-BACK_REFERENCE = re.compile(r"^(?:(?:These|Those|Such|They)\b|This (?!policy\b)|It (?!is\b|was\b))")
-BACK_REFERENCE_CHARS = 300
+# A paragraph that opens by pointing back ("These accounts are managed by...", "It applies regardless of...")
+# continues the passage before it. "This policy", "This document" and an impersonal "It is / It may" point nowhere.
+BACK_REFERENCE = re.compile(
+    r"^(?:(?:These|Those|Such|They)\b"
+    r"|(?:This|It)\b(?!\s+(?i:policy|document|procedure|guidance|section|code|plan|is|was|has|should|may|might|can|could|would|will|must)\b))"
+)
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 14
 MAX_CHUNK_CHARS = 1500
 PLAIN_HEADING_LEVEL = 9
-# "Author: Deputy Headteacher", "Next review date: January 2026": document control, not policy text.
+# "Produced by: School's HR", "Tel: 0151 233 3901": a label and its value, not policy text (cleaning has
+# already listed the document-control ones, "Next review date: January 2026", under "Document details").
 LABEL_VALUE = re.compile(r"^[A-Z][\w &/'-]{1,30}:\s+\S.{0,80}$")
 
 
@@ -198,6 +201,13 @@ class _ChunkBuilder:
                 self.lines, self.number = list(intro), number
             self.lines.append(f"- {item.text}")
             self.accepts_bullets = True
+        elif item.kind == "para" and self.lines and BACK_REFERENCE.match(item.text) and (
+            sum(map(len, self.lines)) + len(item.text) <= MAX_CHUNK_CHARS
+        ):
+            # "These accounts are managed by the Leadership Group" needs the list of accounts before it:
+            # one chunk, found and quoted together
+            self.lines.append(item.text)
+            self._after_paragraph(item, following)
         else:  # clause or paragraph: starts a chunk of its own
             self._flush()
             if item.number:
@@ -205,13 +215,14 @@ class _ChunkBuilder:
             self.lines = [item.text]
             self.number = item.number
             self.context = self.lead_in if item.kind == "clause" else ""
-            if not self.context and BACK_REFERENCE.match(item.text) and self.chunks and self.chunks[-1].heading == self._heading():
-                self.context = _clip(self.chunks[-1].text.replace("\n- ", " "), BACK_REFERENCE_CHARS)
-            if item.kind == "para" and following is not None and following.kind == "clause" and LEAD_IN.search(item.text):
-                self.lead_in = SENTENCE_END.split(item.text)[-1]
-            self.accepts_bullets = item.text.endswith(":") or (
-                following is not None and following.kind == "bullet" and len(item.text) < 300
-            )
+            self._after_paragraph(item, following)
+
+    def _after_paragraph(self, item: _Item, following: _Item | None) -> None:
+        if item.kind == "para" and following is not None and following.kind == "clause" and LEAD_IN.search(item.text):
+            self.lead_in = SENTENCE_END.split(item.text)[-1]
+        self.accepts_bullets = item.text.endswith(":") or (
+            following is not None and following.kind == "bullet" and len(item.text) < 300
+        )
 
     def _close_headings_outside(self, number: str) -> None:
         """Clause 2.4 ends heading 2.3 (and any unnumbered heading under it)."""
@@ -227,7 +238,7 @@ class _ChunkBuilder:
         if self.lines:
             text = "\n".join(self.lines)
             section = self.number or next((h.number for h in reversed(self.headings) if h.number), "")
-            heading = self._heading()
+            heading = tuple(h.text.rstrip(":") for h in self.headings)
             ordinal = len(self.chunks)
             self.chunks.append(
                 Chunk(
@@ -243,14 +254,6 @@ class _ChunkBuilder:
             )
         self.lines, self.number, self.accepts_bullets, self.context = [], "", False, ""
 
-    def _heading(self) -> tuple[str, ...]:
-        return tuple(h.text.rstrip(":") for h in self.headings)
-
     def finish(self) -> list[Chunk]:
         self._flush()
         return self.chunks
-
-
-def _clip(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary."""
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]

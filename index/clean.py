@@ -2,7 +2,9 @@
 
 The output is plain text with one paragraph or list item per line, blank lines
 between blocks, `#` headings where the source marked them, and `- ` as the only
-list marker. Nothing is reworded: cleaning only drops noise and re-joins lines.
+list marker. Nothing is reworded: cleaning drops noise, re-joins lines, and
+moves the document-control entries (approval, review dates, versions) word for
+word into one "Document details" list at the end.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ MARKUP = re.compile(r"\*\*|__|</?u>|</?b>|</?i>", re.IGNORECASE)
 ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 TERMINAL = re.compile(r"[.;:!?)\"'”’]$")
 # document control: who approved the policy, when it was reviewed and is next due, its version
-CONTROL_WORDS = r"\b(?:review|reviewed|approved|approval|agreed|adopted|ratified|version|author|owner|key staff|responsible)\b"
-CONTROL_TABLE = re.compile(CONTROL_WORDS, re.IGNORECASE)
-# ...written as a line of its own: "Next review date: January 2026", "Approved by: Governors"
-DETAIL_LINE = re.compile(rf"^(?=[^:]{{0,50}}{CONTROL_WORDS})[A-Za-z][^:.;]{{1,50}}:\s*[^\s:][^.;:]{{0,60}}$", re.IGNORECASE)
+CONTROL = (r"\b(?:approved|approval|ratified|adopted|version|key staff|reviewed|review date|review due|next review"
+           r"|last review|date of review|date of last review)\b")
+CONTROL_TABLE = re.compile(CONTROL, re.IGNORECASE)
+# ...or as a line of its own: "Next review date: January 2026", "Approved by: Mr J. Smith, Headteacher"
+DETAIL_LINE = re.compile(rf"^(?=[^:]{{0,50}}(?i:{CONTROL}))[A-Z][^:;.]{{1,50}}:\s*[^\s:].{{0,60}}(?<![.;:])$")
 DETAILS_HEADING = "# Document details"
+CONTROL_ROW = "\ue000"  # marks a control table's row until the details are gathered, in document order
 MIN_REPEATS = 3
 
 
@@ -38,16 +42,18 @@ def normalise(text: str) -> str:
 
 
 def clean(text: str) -> str:
-    lines = [line.rstrip() for line in normalise(text).split("\n")]
+    lines = [line.rstrip(" ") for line in normalise(text).split("\n")]  # a trailing tab is an empty table cell
     lines = [ITALIC.sub(r"\1", MARKUP.sub("", line)) for line in lines]
     lines = _drop_repeated_lines(lines)
     lines = _drop_tables_of_contents(lines)
-    lines = [_normalise_list_marker(line) for line in lines]
+    lines = _tables(lines)
+    lines = [_normalise_list_marker(line.rstrip()) for line in lines]
     lines = [line for line in lines if not _is_debris(line)]
-    lines, details = _document_details(lines)
     lines = _rejoin_broken_paragraphs(lines)
+    details = [line.lstrip(CONTROL_ROW) for line in lines if line.startswith(CONTROL_ROW) or DETAIL_LINE.match(line)]
     if details:  # last, so the heading it adds nests nothing of the policy's own
-        lines += ["", DETAILS_HEADING, ""] + [f"- {row}" for row in details]
+        lines = [line for line in lines if not (line.startswith(CONTROL_ROW) or DETAIL_LINE.match(line))]
+        lines += ["", DETAILS_HEADING, ""] + [f"- {row}" for row in dict.fromkeys(details)]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
@@ -120,27 +126,52 @@ def _is_debris(line: str) -> bool:
     return bool(BARE_MARKER.match(stripped) or URL_ONLY.match(stripped) or len(stripped) == 1)
 
 
-def _document_details(lines: list[str]) -> tuple[list[str], list[str]]:
+def _tables(lines: list[str]) -> list[str]:
     """Tab-separated rows are table cells, not clauses. A document-control table (approval, review dates,
-    versions) and "Next review date: ..." lines still say what staff ask ("when is this policy reviewed?"):
-    they move, word for word, to one "Document details" list at the end. Other tables are dropped as stray
-    cells. Returns the remaining lines and the details."""
+    versions) still says what staff ask ("when is this policy reviewed?"): its rows stay, word for word and
+    marked with CONTROL_ROW, to be listed as document details. Other tables are dropped as stray cells, but
+    for rows with a long cell, which are prose."""
     out: list[str] = []
-    details: list[str] = []
-    table: list[list[str]] = []
-    for line in lines + [""]:
-        cells = [cell.strip() for cell in line.split("\t") if cell.strip()]
-        if "\t" in line.strip() and all(len(cell) < 100 for cell in cells):
-            table.append(cells)
+    i = 0
+    while i < len(lines):
+        if not _is_row(lines[i], strict=True) or _is_clause(lines[i]):
+            out.append(lines[i].replace("\t", " "))
+            i += 1
             continue
-        if table and any(CONTROL_TABLE.search(" ".join(row)) for row in table):
-            details.extend(_row(row) for row in table)
-        table = []
-        if DETAIL_LINE.match(line.strip()):
-            details.append(line.strip())
+        run, i = _table_run(lines, i)
+        rows = [[cell.strip() for cell in line.split("\t") if cell.strip()] for line in run]
+        if CONTROL_TABLE.search(" ".join(" ".join(row) for row in rows)):
+            out.extend(CONTROL_ROW + _row(row) for row in rows)
         else:
-            out.append(" ".join(line.split("\t")).strip() if "\t" in line else line)
-    return out[:-1], details
+            out.extend(" ".join(row) for row in rows if any(len(cell) >= 100 for cell in row))
+    return out
+
+
+def _is_row(line: str, strict: bool = False) -> bool:
+    """A table row: a tab between cells ("Key staff:<TAB>R Jones"), or, not strict, before an empty last cell."""
+    return "\t" in (line.strip(" \t") if strict else line.lstrip(" \t"))
+
+
+def _is_clause(line: str) -> bool:
+    """"3.1<TAB>Staff must report..." is a numbered clause typed with a tab, not a table row."""
+    cells = [cell for cell in line.split("\t") if cell.strip()]
+    return (len(cells) == 2 and bool(re.fullmatch(r"\s*\d{1,2}(?:\.\d{1,3})*\.?\s*", cells[0]))
+            and (len(cells[1]) >= 60 or cells[1].rstrip().endswith((".", ":", ";"))))
+
+
+def _table_run(lines: list[str], start: int) -> tuple[list[str], int]:
+    """The rows of the table that starts at `start` (blank lines between rows do not end it), and where it ends."""
+    run, i = [lines[start]], start + 1
+    while i < len(lines):
+        j = i
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        if j < len(lines) and _is_row(lines[j]) and not _is_clause(lines[j]):
+            run.append(lines[j])
+            i = j + 1
+        else:
+            break
+    return run, i
 
 
 def _row(cells: list[str]) -> str:

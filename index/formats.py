@@ -2,8 +2,8 @@
 
 Each loader returns Markdown-like text so one chunker serves every format:
 headings become `#` lines, list items `- ` lines, paragraphs are separated by
-blank lines and table rows become tab-separated lines (which cleaning drops as
-document control). Numbered headings ("6 Monitoring", "6.2 Use of devices")
+blank lines and table rows become tab-separated lines (cleaning lists a
+document-control table's rows as "Document details" and drops other tables). Numbered headings ("6 Monitoring", "6.2 Use of devices")
 are written without `#` so the chunker reads their number as the section.
 
 `python-docx`, `pypdf` and `bs4` are imported only when such a file is loaded.
@@ -56,7 +56,7 @@ def load_docx(path: Path) -> str:
             blocks.append("\n".join("\t".join(cell for cell in row) for row in block))
             continue
         paragraph = block
-        text = paragraph.text.strip()
+        text = paragraph.text.replace("\t", " ").strip()  # a tab inside a paragraph ("3.1<TAB>Staff must...") is spacing
         if not text:
             continue
         style = (paragraph.style.name if paragraph.style is not None else "") or ""

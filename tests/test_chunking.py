@@ -87,14 +87,67 @@ def test_numbered_clauses_keep_their_number_heading_and_the_list_they_introduce(
     assert chunks["1.1"].heading == ("Purpose",)
 
 
-def test_a_paragraph_that_points_back_is_searched_with_what_it_points_to_but_quoted_as_written():
+def test_a_paragraph_that_points_back_continues_the_passage_it_points_to():
     chunks = chunks_of(EXTRACTED)
-    managed = next(c for c in chunks if c.text.startswith("These accounts"))
-    assert managed.text == "These accounts are managed by the office team."
-    assert "The school Facebook page." in managed.context
-    assert "The school Facebook page." in embedding_texts(managed)[0]
-    review = next(c for c in chunks if c.text.startswith("This policy will be reviewed"))
-    assert review.context == ""  # "This policy" names the document, not the paragraph before
+    managed = next(c for c in chunks if "These accounts" in c.text)
+    assert managed.text.splitlines() == [
+        "The school's official channels are as follows:", "- The school Facebook page.", "These accounts are managed by the office team."]
+    assert managed.section == "2" and managed.heading == ("Contact with pupils",)
+
+
+def test_only_a_paragraph_that_points_back_under_the_same_heading_joins_the_one_before():
+    text = """# Roles
+
+The headteacher leads on online safety.
+
+This Policy is reviewed by governors.
+
+It is the duty of all staff to report concerns.
+
+They must also complete the annual training.
+
+# Training
+
+These sessions run every September.
+
+%s
+
+Those dates are published in the staff calendar.
+""" % ("Staff read the policy. " * 70)
+    texts = [c.text for c in chunks_of(text)]
+    assert texts[:4] == [
+        "The headteacher leads on online safety.",
+        "This Policy is reviewed by governors.",  # names the document, not the paragraph before
+        "It is the duty of all staff to report concerns.\nThey must also complete the annual training.",
+        "These sessions run every September.",  # first under its heading: nothing to point back to
+    ]
+    assert texts[-1] == "Those dates are published in the staff calendar."  # joined, the chunk would pass 1,500 characters
+
+
+def test_document_control_is_found_across_empty_cells_blank_lines_and_version_numbers():
+    extracted = """Approved by\tDate:\t
+Signed (Chair)\t
+
+Version\tDate\tChanges
+1.0\tMay 2023\tFirst issue
+
+Responsible adult: a member of staff who holds a current DBS check
+
+All incidents will be logged and the outcome
+reviewed by: the DSL and the headteacher.
+
+Role\tResponsible for
+DSL\tSafeguarding concerns
+
+3.1\tThe headteacher is responsible for reviewing incidents and their outcomes.
+"""
+    cleaned = clean(extracted)
+    body, details = cleaned.split("# Document details")
+    assert details.split("\n- ")[1:] == ["Approved by | Date:", "Signed (Chair)", "Version | Date | Changes", "1.0 | May 2023 | First issue\n"]
+    assert "Responsible adult: a member of staff who holds a current DBS check" in body  # a definition, not control
+    assert "All incidents will be logged and the outcome reviewed by: the DSL and the headteacher." in body
+    assert "Safeguarding concerns" not in cleaned  # a table of roles is stray cells, as before
+    assert {c.section for c in chunks_of(extracted)} == {"", "3.1"}  # "1.0 | May 2023" is a row, not clause 1.0
 
 
 def test_the_bundled_policies_answer_review_date_questions_from_their_document_details():
