@@ -21,10 +21,13 @@ SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9\"'“‘(])")
 # "...will consider taking the following action:" introduces the numbered clauses after it.
 LEAD_IN = re.compile(r"(?::|\bfollowing\b[^.]*\.)\s*$", re.IGNORECASE)
 # A paragraph that opens by pointing back ("These accounts are managed by...", "It applies regardless of...")
-# continues the passage before it. "This policy", "This document" and an impersonal "It is / It may" point nowhere.
+# continues the passage before it. "This policy", "These guidelines", "This school", "Those who..." and an
+# impersonal "It is / It's / It may" point nowhere.
 BACK_REFERENCE = re.compile(
-    r"^(?:(?:These|Those|Such|They)\b"
-    r"|(?:This|It)\b(?!\s+(?i:policy|document|procedure|guidance|section|code|plan|is|was|has|should|may|might|can|could|would|will|must)\b))"
+    r"^(?:(?:These|Those|Such|They|This)\b"
+    r"(?!(?:\s+[\w-]+){0,2}?\s+(?i:policy|policies|guidelines|procedures?|document|guidance|section|code|plan|school|trust|academy)\b)"
+    r"(?!\s+(?i:who|that|which)\b)"  # "Those who breach it..."
+    r"|It\b(?!['’]s\b)(?!\s+(?i:is|was|has|should|may|might|can|could|would|will|must)\b))"
 )
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 14
@@ -53,18 +56,22 @@ def chunk_document(document: Document, cleaned: str) -> list[Chunk]:
 
 
 def passages(chunk: Chunk) -> list[str]:
-    """The sentences and list items of a chunk, each with the line that introduces it."""
+    """The sentences and list items of a chunk, each list item with the line that introduces it."""
     lines = [line for line in chunk.text.split("\n") if line.strip()]
-    intro = lines[0] if len(lines) > 1 and lines[0].rstrip().endswith(":") else ""
     out: list[str] = []
-    for line in lines:
-        body = line[2:] if line.startswith("- ") else line
-        if line is intro or line == intro:
-            continue
+    intro = ""
+    for index, line in enumerate(lines):
+        if line.startswith("- "):
+            body, prefix = line[2:], intro
+        else:
+            body, prefix = line, ""
+            intro = line if line.rstrip().endswith(":") else ""
+            if intro and index + 1 < len(lines) and lines[index + 1].startswith("- "):
+                continue  # a lead-in is embedded with each of its items
         for sentence in SENTENCE_END.split(body):
             sentence = sentence.strip()
             if len(sentence) >= 12:
-                out.append(f"{intro} {sentence}".strip() if intro else sentence)
+                out.append(f"{prefix} {sentence}".strip() if prefix else sentence)
     return out
 
 
@@ -195,7 +202,8 @@ class _ChunkBuilder:
             self.headings.append(item)
         elif item.kind == "bullet":
             if not self.accepts_bullets or sum(map(len, self.lines)) > MAX_CHUNK_CHARS:
-                intro = self.lines[:1] if self.lines and self.lines[0].endswith(":") else []
+                intro = [line for line in self.lines if not line.startswith("- ")][-1:]
+                intro = intro if intro and intro[0].endswith(":") else []
                 number = self.number
                 self._flush()
                 self.lines, self.number = list(intro), number

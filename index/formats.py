@@ -3,7 +3,8 @@
 Each loader returns Markdown-like text so one chunker serves every format:
 headings become `#` lines, list items `- ` lines, paragraphs are separated by
 blank lines and table rows become tab-separated lines (cleaning lists a
-document-control table's rows as "Document details" and drops other tables). Numbered headings ("6 Monitoring", "6.2 Use of devices")
+document-control table's rows under "Document details" and drops other
+tables). Numbered headings ("6 Monitoring", "6.2 Use of devices")
 are written without `#` so the chunker reads their number as the section.
 
 `python-docx`, `pypdf` and `bs4` are imported only when such a file is loaded.
@@ -56,7 +57,7 @@ def load_docx(path: Path) -> str:
             blocks.append("\n".join("\t".join(cell for cell in row) for row in block))
             continue
         paragraph = block
-        text = paragraph.text.replace("\t", " ").strip()  # a tab inside a paragraph ("3.1<TAB>Staff must...") is spacing
+        text = paragraph.text.strip()
         if not text:
             continue
         style = (paragraph.style.name if paragraph.style is not None else "") or ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from index.build import Source, chunk_source, embedding_texts
-from index.chunk import chunk_document
+from index.chunk import chunk_document, passages
 from index.clean import clean
 from index.model import Document
 from tests.conftest import POLICIES
@@ -123,6 +123,28 @@ Those dates are published in the staff calendar.
     ]
     assert texts[-1] == "Those dates are published in the staff calendar."  # joined, the chunk would pass 1,500 characters
 
+    for opening in ("These guidelines apply to governors too.", "Those who breach it face action.", "It's important to be kind.",
+                    "This school expects staff to take care."):
+        assert len(chunks_of(f"# Roles\n\nThe headteacher leads on online safety.\n\n{opening}\n")) == 2, opening
+
+
+def test_a_list_after_a_joined_paragraph_is_embedded_with_its_own_lead_in():
+    text = """# Scope
+
+This policy applies to personal and business use.
+
+It applies whichever device is used:
+
+- school laptops and tablets
+- staff members' own phones
+"""
+    [chunk] = chunks_of(text)
+    assert passages(chunk) == [
+        "This policy applies to personal and business use.",
+        "It applies whichever device is used: school laptops and tablets",
+        "It applies whichever device is used: staff members' own phones",
+    ]
+
 
 def test_document_control_is_found_across_empty_cells_blank_lines_and_version_numbers():
     extracted = """Approved by\tDate:\t
@@ -131,23 +153,60 @@ Signed (Chair)\t
 Version\tDate\tChanges
 1.0\tMay 2023\tFirst issue
 
-Responsible adult: a member of staff who holds a current DBS check
-
-All incidents will be logged and the outcome
-reviewed by: the DSL and the headteacher.
+1.1\tJune 2024\tUpdated for Keeping Children Safe in Education 2024, with the new section on online safety and filtering
 
 Role\tResponsible for
 DSL\tSafeguarding concerns
 
-3.1\tThe headteacher is responsible for reviewing incidents and their outcomes.
+3.1\tThe headteacher is responsible for reviewing incidents.
+
+3.2 Staff must report concerns.
 """
-    cleaned = clean(extracted)
-    body, details = cleaned.split("# Document details")
-    assert details.split("\n- ")[1:] == ["Approved by | Date:", "Signed (Chair)", "Version | Date | Changes", "1.0 | May 2023 | First issue\n"]
-    assert "Responsible adult: a member of staff who holds a current DBS check" in body  # a definition, not control
+    body, details = clean(extracted).split("# Document details")
+    assert details.strip().split("\n") == [
+        "- Approved by | Date:", "- Signed (Chair)", "- Version | Date | Changes", "- 1.0 | May 2023 | First issue",
+        "- 1.1 | June 2024 | Updated for Keeping Children Safe in Education 2024, with the new section on online safety and filtering"]
+    assert "Safeguarding concerns" not in body and "Role" not in details  # the next table, of roles: stray cells
+    assert "3.1 The headteacher is responsible for reviewing incidents." in body
+    assert {c.section for c in chunks_of(extracted)} == {"", "3.1", "3.2"}  # no clause 1.0 or 1.1 from the version rows
+    assert clean("Review history\n\n1.0\tMay 2023\n1.1\tJune 2024\n") == "Review history\n"  # rows, not clauses 1.0 and 1.1
+
+
+def test_document_control_lines_are_told_from_policy_lines_and_listed_once():
+    extracted = """Responsible adult: a member of staff who holds a current DBS check
+
+Approved apps: WhatsApp, Teams and Google Classroom
+
+Approval: all posts are seen by the head of department first
+
+All incidents will be logged and the outcome
+reviewed by: the DSL and the headteacher.
+
+2.1 Any message a pupil sends will be
+Version 2\tMay 2024
+
+reported to the designated safeguarding lead.
+
+Version 2\tPage 3 of 9
+
+Next review date: 14th March 2026.
+Next review date: 14th March 2026.
+Next review date: 14th March 2026.
+Agreed by the Full Governing Body
+"""
+    body, details = clean(extracted).split("# Document details")
+    assert details.strip().split("\n") == [
+        "- Version 2 | May 2024", "- Next review date: 14th March 2026.", "- Agreed by the Full Governing Body"]
+    assert "Responsible adult: a member of staff who holds a current DBS check" in body  # a definition
+    assert "Approved apps: WhatsApp, Teams and Google Classroom" in body  # policy, though it says "approved"
+    assert "Approval: all posts are seen by the head of department first" in body
     assert "All incidents will be logged and the outcome reviewed by: the DSL and the headteacher." in body
-    assert "Safeguarding concerns" not in cleaned  # a table of roles is stray cells, as before
-    assert {c.section for c in chunks_of(extracted)} == {"", "3.1"}  # "1.0 | May 2023" is a row, not clause 1.0
+    assert "2.1 Any message a pupil sends will be reported to the designated safeguarding lead." in body
+    assert "Page 3" not in body + details  # a footer row, not document control
+
+
+def test_private_use_symbols_are_not_text():
+    assert clean("\ue000Key staff:\tR Jones\n\uf0b7 Staff must report concerns.\n").startswith("Staff must report concerns.")
 
 
 def test_the_bundled_policies_answer_review_date_questions_from_their_document_details():

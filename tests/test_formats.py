@@ -237,3 +237,22 @@ def test_unreadable_files_name_the_file_and_the_reason(tmp_path, make, reason):
     with pytest.raises(DocumentError) as error:
         load_document(path, "s", "p")
     assert str(path) in str(error.value) and reason in str(error.value)
+
+
+def test_word_clause_numbers_typed_before_a_tab_and_a_contents_list(tmp_path):
+    """A tab after a clause number is no table cell; the tabs of a contents list still mark its page numbers."""
+    import docx
+
+    document = docx.Document()
+    for line in ("Contents", "1.\tPurpose\t2", "2.\tContact with pupils\t3"):
+        document.add_paragraph(line)
+    document.add_heading("1. Purpose", level=1)
+    document.add_paragraph("1.1\tStaff must report concerns to the DSL.")
+    document.add_heading("2. Contact with pupils", level=1)
+    document.add_paragraph("2.1\tStaff must not message pupils from personal accounts.")
+    document.save(tmp_path / "policy.docx")
+    chunks, _ = chunk_source(Source("oak", "policy", tmp_path / "policy.docx", "Policy"))
+    assert [(c.section, c.heading, c.text) for c in chunks] == [
+        ("1.1", ("Purpose",), "Staff must report concerns to the DSL."),
+        ("2.1", ("Contact with pupils",), "Staff must not message pupils from personal accounts."),
+    ]
