@@ -18,7 +18,7 @@ from index.model import Chunk
 
 # The code that turns a policy file into chunks and the texts embedded for them, and the parsers it uses. An index
 # built by other code is re-chunked and re-embedded in full, so an upgrade never serves clauses cut the old way.
-PIPELINE_MODULES = ("load.py", "formats.py", "clean.py", "chunk.py", "model.py", "build.py", "embed.py", "tokens.py", "lexical.py")
+PIPELINE_MODULES = ("load.py", "formats.py", "clean.py", "document_control.py", "chunk.py", "model.py", "build.py", "embed.py", "tokens.py", "lexical.py")
 PIPELINE_PACKAGES = ("pypdf", "python-docx", "beautifulsoup4")
 
 
