@@ -46,7 +46,7 @@ def is_detail_line(line: str) -> bool:
 
 def is_control_row(line: str) -> bool:
     """A table row or line of document control (kept even when it repeats on every page: `gather` de-duplicates)."""
-    return (is_row(line, strict=True) and bool(CONTROL.search(line))) or is_detail_line(line)
+    return (_is_row(line, strict=True) and bool(CONTROL.search(line))) or is_detail_line(line)
 
 
 def mark_tables(lines: list[str]) -> list[str]:
@@ -54,7 +54,7 @@ def mark_tables(lines: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(lines):
-        if not is_row(lines[i], strict=True) or is_clause(lines[i]):
+        if not _is_row(lines[i], strict=True) or _is_clause(lines[i]):
             out.append(lines[i].replace("\t", " "))
             i += 1
             continue
@@ -76,12 +76,12 @@ def gather(lines: list[str]) -> list[str]:
     return body + ["", HEADING, ""] + [f"- {row}" for row in dict.fromkeys(details)]
 
 
-def is_row(line: str, strict: bool = False) -> bool:
+def _is_row(line: str, strict: bool = False) -> bool:
     """A table row: a tab between cells ("Key staff:<TAB>R Jones"), or, not strict, before an empty last cell."""
     return "\t" in (line.strip(" \t") if strict else line.lstrip(" \t"))
 
 
-def is_clause(line: str) -> bool:
+def _is_clause(line: str) -> bool:
     """"3.1<TAB>Staff must report concerns." is a numbered clause typed with a tab, not a table row."""
     cells = _cells(line)
     return (len(cells) == 2 and bool(re.fullmatch(r"\d{1,2}(?:\.\d{1,3})*\.?", cells[0]))
@@ -97,11 +97,11 @@ def _table(lines: list[str], start: int) -> tuple[list[list[str]], int]:
         j = i
         while j < len(lines) and not lines[j].strip():
             j += 1
-        if j == len(lines) or not is_row(lines[j], strict=j > i):
+        if j == len(lines) or not _is_row(lines[j], strict=j > i):
             break
         if j > i and (len(_cells(lines[j])) != len(rows[-1]) or not DATE.search(lines[j])):
             break  # a new table, unless a row of dates or numbers goes on after a tall row's gap
-        if is_clause(lines[j]) and not _is_control(rows):
+        if _is_clause(lines[j]) and not _is_control(rows):
             break
         rows.append(_cells(lines[j]))
         i = j + 1
