@@ -68,10 +68,11 @@ def mark_tables(lines: list[str]) -> list[str]:
 
 def gather(lines: list[str]) -> list[str]:
     """The lines without their document control, then a "Document details" list of it, in document order."""
-    details = [line.lstrip(MARK) for line in lines if line.startswith(MARK) or is_detail_line(line)]
+    control = [line.startswith(MARK) or is_detail_line(line) for line in lines]
+    details = [line.lstrip(MARK) for line, is_control in zip(lines, control) if is_control]
     if not details:
         return lines
-    body = [line for line in lines if not (line.startswith(MARK) or is_detail_line(line))]
+    body = [line for line, is_control in zip(lines, control) if not is_control]
     # last, so the heading it adds nests nothing of the policy's own
     return body + ["", HEADING, ""] + [f"- {row}" for row in dict.fromkeys(details)]
 
