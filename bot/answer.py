@@ -115,6 +115,15 @@ def check_question(text: str) -> str:
     return text
 
 
+def confidence(hits: list[Hit]) -> float:
+    """How surely the school's policies answer the question: the best judging score among the candidates.
+
+    Ranking and judging use different layers of the model (index/tokens.py); whichever clause ranks first,
+    the policy covers the question when some candidate clause matches it well.
+    """
+    return max((hit.confidence for hit in hits), default=0.0)
+
+
 class Answerer:
     def __init__(
         self,
@@ -147,7 +156,7 @@ class Answerer:
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
         hits, other_policy, covered = self._match(text, question.school, school, snapshot.retriever)
-        sure = self.coverage.judge(hits)
+        sure = confidence(hits)
         citations = tuple(self._citation(hit) for hit in hits)
         titles = [p.title for p in school.policies]
         if covered:
@@ -216,7 +225,7 @@ class Answerer:
         searched = without_school_name(text, school.name)
         hits = retriever.search(searched, school_id, k=CANDIDATES)
         other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
-        covered = bool(hits) and other_policy is None and self.coverage.covers(self.coverage.judge(hits), retriever.unknown_share(text, school_id))
+        covered = bool(hits) and other_policy is None and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
         return hits, other_policy, covered
 
     @staticmethod

@@ -61,17 +61,14 @@ class AnswerThresholds(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_score: float = Field(ge=0)
-    strong_score: float = Field(ge=0)
+    min_score: float = Field(ge=0, le=1)
+    strong_score: float = Field(ge=0, le=1)
     max_unknown_share: float = Field(default=0.40, ge=0, le=1)
-    title_weight: float = Field(default=0.0, ge=0, le=5)  # how much the question's nearness to the policy title adds
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.min_score > self.strong_score:
             raise ValueError("min_score must not be above strong_score")
-        if self.strong_score > 1 + self.title_weight:
-            raise ValueError("strong_score can be at most 1 + title_weight (a clause's confidence is at most 1, as is its policy title's)")
         return self
 
 

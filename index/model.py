@@ -46,4 +46,3 @@ class Hit:
     dense: float = 0.0
     lexical: float = 0.0
     passage: int = 0  # which embedded passage matched best: 0 = the whole chunk, i = passages(chunk)[i - 1]
-    on_topic: float = 0.0  # how near the question is to the title of the chunk's policy (cosine of sentence vectors)

@@ -72,7 +72,6 @@ class Retriever:
         schools_of_passages = np.array([stored.chunks[i].school for i in stored.passage_chunk]) if len(stored.passage_chunk) else np.array([])
         table = stored.tokens if stored.tokens is not None and stored.tokens.layer == embedder.word_layer else _word_vectors(stored, embedder)
         idf, unseen_idf = inverse_document_frequency(table)
-        self._titles = _title_vectors(stored, embedder)
         for school, members in ordinals.items():
             texts = [lexical_text(stored.chunks[i]) for i in members]
             self._schools[school] = _School(
@@ -106,7 +105,6 @@ class Retriever:
         expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
         bm25 = np.asarray(data.lexical.scores(query_terms, expansion))
         bm25_norm = bm25 / bm25.max() if bm25.size and bm25.max() > 0 else bm25
-        on_topic = {policy: float(title @ vector[0]) for (owner, policy), title in self._titles.items() if owner == school}
         w = self.weights
         hits: list[Hit] = []
         for position, ordinal in enumerate(data.chunk_ordinals):
@@ -117,8 +115,7 @@ class Retriever:
             shared = w.whole * whole + w.part * part + w.coverage * coverage + w.bm25 * float(bm25_norm[position])
             score = (shared + w.words * float(word_scores[position])) / w.total
             confidence = (shared + w.words * float(judging_scores[position])) / w.total
-            hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage, passage=passage,
-                            on_topic=on_topic.get(chunk.policy, 0.0)))
+            hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage, passage=passage))
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
@@ -159,18 +156,6 @@ class Retriever:
                 part[ordinal] = (float(score), within)
         # a chunk of one sentence has only its whole-chunk passage, which is also its best part
         return {o: (w, *part.get(o, (w, 0))) for o, w in whole.items()}
-
-
-def _title_vectors(stored: StoredIndex, embedder: Embedder) -> dict[tuple[str, str], np.ndarray]:
-    """Each policy's title as a sentence vector, by (school, policy): what the policy is about as a whole.
-
-    A question about parking or medication can match a clause of a social media policy on its everyday words
-    ("staff", "pupils", "school day"), yet it is far from the policy's title; `bot.coverage` reads both.
-    """
-    titles = {(d.school, d.policy): d.title or d.policy.replace("-", " ") for d in stored.manifest.documents}
-    vectors = embedder.embed(list(dict.fromkeys(titles.values())))
-    by_title = dict(zip(dict.fromkeys(titles.values()), vectors))
-    return {key: by_title[title] for key, title in titles.items()}
 
 
 def _word_vectors(stored: StoredIndex, embedder: Embedder) -> TokenTable:

