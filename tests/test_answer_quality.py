@@ -63,6 +63,14 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle18-questions.yaml", 0.66, 0.86, 0),
     (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 3),
     (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 3),
+    # 21-26 (ten unanswerable questions each, sharing school words): 21-24 first read on 2026-11-22, 25 and 26
+    # after a policy-title signal for coverage was tried on 21-24 (measured, not shipped: README "Measured quality").
+    (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
+    (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
+    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 2),
+    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 2),
+    (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 2),
+    (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 1),
 ]
 
 
