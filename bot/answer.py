@@ -15,7 +15,7 @@ from typing import Protocol
 from dataclasses import asdict, dataclass, field
 
 from bot import messages
-from bot.coverage import Coverage, other_policy_named, without_school_name
+from bot.coverage import Coverage, gives_answer_type, other_policy_named, without_school_name
 from index.catalogue import Catalogue, UnknownSchool
 from index.chunk import passages
 from index.errors import PolicyBotError
@@ -225,7 +225,9 @@ class Answerer:
         searched = without_school_name(text, school.name)
         hits = retriever.search(searched, school_id, k=CANDIDATES)
         other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
-        covered = bool(hits) and other_policy is None and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
+        covered = (bool(hits) and other_policy is None
+                   and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
+                   and gives_answer_type(searched, (hit.chunk.text for hit in hits)))
         return hits, other_policy, covered
 
     @staticmethod

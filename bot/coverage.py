@@ -9,7 +9,12 @@ answering when it does not invents policy. Three signals decide:
   policy (most of its content words, and their synonyms, appear nowhere in it:
   "overtime", "funeral");
 - whether the question names a policy the school has not loaded ("what is the
-  uniform policy?" asked of a school that has only its social media policy).
+  uniform policy?" asked of a school that has only its social media policy);
+- whether a question that asks for a clock time, a count or a frequency ("What
+  time does the school day start?", "How many days of annual leave...?") has a
+  candidate clause that gives one at all: a clause on "the school day" that
+  states no time does not answer when the day starts (the answer-type check of
+  question answering, kept to the three types a clause's wording can show).
 """
 
 from __future__ import annotations
@@ -36,6 +41,67 @@ NOT_A_NAME = frozenset(
     """school school's schools trust trust's staff current new latest official own whole full relevant updated
     old attached revised draft above same other main sm online this""".split()
 )
+
+
+# Where a question asks for one of these, the answer's type; the patterns a clause giving one contains.
+# Only at the start of the question or of one of its sentences: "I don't know how many saw it" asks no count.
+_OPENING = r"(?:^|[.?!,;:]\s*)(?:and |so |but |also |hi |hello |please )*"
+_NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|dozen"
+ANSWER_TYPES = {
+    "time": (re.compile(_OPENING + r"(?:what|which|by what|at what) time\b"),
+             re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\b\d{1,2}:\d{2}\b|\b(?:noon|midday|midnight|o'clock)\b"
+                        r"|\b(?:morning|afternoon|evening|night|weekend|lunch|break)(?:s|time|times)?\b")),
+    "count": (re.compile(_OPENING + r"how many\b"), None),  # a count of the thing asked about: `_gives_count`
+    "frequency": (re.compile(_OPENING + r"how often\b"),
+                  re.compile(r"\b(?:annual(?:ly)?|yearly|biennial(?:ly)?|termly|weekly|daily|monthly|fortnightly|hourly|every|regular(?:ly)?"
+                             r"|periodic(?:ally)?|routine(?:ly)?|frequent(?:ly)?|always|never|review(?:ed|s)?|(?:once|twice|times) (?:a|per|each|every))\b"
+                             r"|\b(?:each|per|a|one) (?:year|term|week|month|day)\b")),
+}
+_NUMBER = re.compile(r"(?!(?:19|20)\d\d$)\d{1,3}|" + _NUMBER_WORDS + r"|a few|several|single")
+_LIMIT = re.compile(r"\b(?:no more than|not more than|at least|at most|up to|maximum|minimum|limit(?:ed)? (?:of|to))\b")
+# a clause's own number ("6.2 Staff must...") states no count
+_CLAUSE_NUMBER = re.compile(r"^\s*\(?\d+(?:\.\d+)*[.)]?\s", re.MULTILINE)
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of answer the question asks for, when it is a time, a count or a frequency."""
+    text = _plain(question)
+    return next((kind for kind, (asks, _) in ANSWER_TYPES.items() if asks.search(text)), None)
+
+
+def gives_answer_type(question: str, clauses: Iterable[str]) -> bool:
+    """Whether any of the clauses could answer the question, when it asks for a time, a count or a frequency
+    (always, when it asks for none)."""
+    kind = answer_type(question)
+    if kind is None:
+        return True
+    texts = [_CLAUSE_NUMBER.sub(" ", clause.lower()) for clause in clauses]
+    if kind == "count":
+        return any(_gives_count(_counted(question), text) for text in texts)
+    return any(ANSWER_TYPES[kind][1].search(text) for text in texts)
+
+
+def _plain(text: str) -> str:
+    return text.replace("’", "'").lower().strip()
+
+
+def _counted(question: str) -> set[str]:
+    """The stems of the words after "how many": "how many days of annual leave" counts days (of annual leave)."""
+    after = re.split(r"\bhow many\b", _plain(question), maxsplit=1)[-1]
+    return set(tokens(" ".join(words(after)[:3])))
+
+
+def _gives_count(counted: set[str], clause: str) -> bool:
+    """A number just before a word of the thing counted ("one official account", "2 members of staff" for
+    members), or a limit stated in words ("no more than", "a maximum of"). A clause's "within 24 hours"
+    gives no count of days of leave."""
+    if _LIMIT.search(clause):
+        return True
+    found = words(clause)
+    for position, word in enumerate(found):
+        if _NUMBER.fullmatch(word) and counted & set(tokens(" ".join(found[position + 1: position + 4]))):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.93, 0),
     (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 2),
     (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
-    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 2),
+    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 1),
     (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
     (TEST_DATA / "devstyle10-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle11-questions.yaml", 0.70, 0.93, 0),
@@ -59,18 +59,19 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle14-questions.yaml", 0.72, 0.84, 1),
     (TEST_DATA / "devstyle15-questions.yaml", 0.56, 0.88, 1),
     (TEST_DATA / "devstyle16-questions.yaml", 0.77, 0.86, 0),
-    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 3),
+    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 1),
     (TEST_DATA / "devstyle18-questions.yaml", 0.66, 0.86, 0),
-    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 3),
+    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 1),
     (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 3),
     # 21-26 (ten unanswerable questions each, sharing school words): 21-24 first read on 2026-11-22, 25 and 26
     # after a policy-title signal for coverage was tried on 21-24 (measured, not shipped: README "Measured quality").
+    # The answer-type check (bot/coverage.py, 2026-12-02) lowered the unanswerable allowances of 8, 17, 19, 23, 25, 26.
     (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
     (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
-    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 2),
+    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 2),
-    (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 2),
-    (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 1),
+    (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
+    (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 0),
 ]
 
 
@@ -115,6 +116,15 @@ def test_uncovered_question_says_so_and_names_who_to_ask(answerer):
     assert not answer.answered
     assert "does not cover this" in answer.answer
     assert "Senior Leadership Team" in answer.answer
+
+
+def test_a_clause_without_the_time_asked_for_does_not_answer_when(answerer):
+    """Pennine Way's policy talks of working hours and the school day but states no times: a strong word
+    match is not an answer to "what time"; the same policy does answer how often it is reviewed."""
+    when = answerer.answer(Question(text="What time does the school day start?", school="pennine-way"))
+    assert not when.answered and "Senior Leadership Team" in when.answer
+    review = answerer.answer(Question(text="How often is the social media policy reviewed?", school="pennine-way"))
+    assert review.answered
 
 
 def test_question_naming_a_policy_the_school_has_not_loaded_is_not_answered_from_another(answerer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.coverage import Coverage, other_policy_named, without_school_name
+from bot.coverage import Coverage, answer_type, gives_answer_type, other_policy_named, without_school_name
 from index.lexical import Synonyms
 
 TITLES = ["Social Media Policy"]
@@ -55,3 +55,31 @@ def test_the_schools_own_name_is_taken_out_as_a_phrase():
     assert without_school_name("Can I tag St Mary’s on Facebook?", "St Mary's Catholic School") == "Can I tag St on Facebook?"
     named = "What does the Kingsmead policy say about WhatsApp?"
     assert other_policy_named(without_school_name(named, "Kingsmead School"), TITLES, Synonyms.load()) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("What time does the school day start?", "time"),
+        ("Hi, how many accounts can the school have?", "count"),
+        ("How often is this policy reviewed?", "frequency"),
+        ("I don't know how many parents saw it, what do I do?", None),  # asks no count
+        ("Can I post photos of my class?", None),
+    ],
+)
+def test_the_answer_type_a_question_asks_for(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_a_question_asking_for_a_time_count_or_frequency_needs_a_clause_that_gives_one():
+    assert not gives_answer_type("What time does the school day start?", ["Staff must not use social media during working hours."])
+    assert gives_answer_type("What time should I stop replying to parents?", ["Staff should not reply after 6pm or at weekends."])
+    # a count of the thing asked: "within 24 hours" counts no days of leave, and a clause number counts nothing
+    assert not gives_answer_type("How many days of annual leave do I get?", ["Concerns are investigated within 24 hours."])
+    assert not gives_answer_type("How many accounts can we have?", ["6.2 Each account is managed by the office."])
+    assert gives_answer_type("How many accounts can we have?", ["The school keeps one official account on each platform."])
+    assert gives_answer_type("How many people may post?", ["No more than two members of staff may post."])
+    assert not gives_answer_type("How often do parents get a report?", ["Parents will be informed once posted. Approved 2023."])
+    assert gives_answer_type("How often is the policy reviewed?", ["This policy will be reviewed annually."])
+    # a question of any other kind passes whatever the clauses say
+    assert gives_answer_type("Can I post photos of my class?", ["Nothing relevant."])
