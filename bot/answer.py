@@ -227,7 +227,7 @@ class Answerer:
         other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
         covered = (bool(hits) and other_policy is None
                    and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
-                   and gives_answer_type(searched, (hit.chunk.text for hit in hits)))
+                   and gives_answer_type(searched, (h.chunk.text for h in hits if h.confidence >= self.coverage.min_score)))
         return hits, other_policy, covered
 
     @staticmethod

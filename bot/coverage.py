@@ -10,11 +10,12 @@ answering when it does not invents policy. Three signals decide:
   "overtime", "funeral");
 - whether the question names a policy the school has not loaded ("what is the
   uniform policy?" asked of a school that has only its social media policy);
-- whether a question that asks for a clock time, a count or a frequency ("What
-  time does the school day start?", "How many days of annual leave...?") has a
-  candidate clause that gives one at all: a clause on "the school day" that
-  states no time does not answer when the day starts (the answer-type check of
-  question answering, kept to the three types a clause's wording can show).
+- whether a question that asks for a clock time, a count, a calendar date or a
+  frequency ("What time does the school day start?", "How many days of annual
+  leave...?", "When are the holidays this year?") has a candidate clause, itself
+  a fair match, that gives one at all: a clause on "the school day" that states
+  no time does not answer when the day starts (the answer-type check of question
+  answering, kept to the types a clause's wording can show).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ ANSWER_TYPES = {
              re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\b\d{1,2}:\d{2}\b|\b(?:noon|midday|midnight|o'clock)\b"
                         r"|\b(?:morning|afternoon|evening|night|weekend|lunch|break)(?:s|time|times)?\b")),
     "count": (re.compile(_OPENING + r"how many\b"), None),  # a count of the thing asked about: `_gives_count`
+    # "when" with a calendar ("...this year?", "...this term?"): a date; a plain "when" may ask for a condition
+    "date": (re.compile(r"\bwhen\b.*\b(?:this|next) (?:year|term|month|week|half[- ]term)\b|\bwhen\b.*\bdates?\b"),
+             re.compile(r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+                        r"|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b|\b(?:19|20)\d\d\b")),
     "frequency": (re.compile(_OPENING + r"how often\b"),
                   re.compile(r"\b(?:annual(?:ly)?|yearly|biennial(?:ly)?|termly|weekly|daily|monthly|fortnightly|hourly|every|regular(?:ly)?"
                              r"|periodic(?:ally)?|routine(?:ly)?|frequent(?:ly)?|always|never|review(?:ed|s)?|(?:once|twice|times) (?:a|per|each|every))\b"
@@ -64,14 +69,14 @@ _CLAUSE_NUMBER = re.compile(r"^\s*\(?\d+(?:\.\d+)*[.)]?\s", re.MULTILINE)
 
 
 def answer_type(question: str) -> str | None:
-    """The kind of answer the question asks for, when it is a time, a count or a frequency."""
+    """The kind of answer the question asks for, when it is a time, a count, a date or a frequency."""
     text = _plain(question)
     return next((kind for kind, (asks, _) in ANSWER_TYPES.items() if asks.search(text)), None)
 
 
 def gives_answer_type(question: str, clauses: Iterable[str]) -> bool:
-    """Whether any of the clauses could answer the question, when it asks for a time, a count or a frequency
-    (always, when it asks for none)."""
+    """Whether any of the clauses could answer the question, when it asks for a time, a count, a date or a
+    frequency (always, when it asks for none)."""
     kind = answer_type(question)
     if kind is None:
         return True

@@ -44,7 +44,7 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle3-questions.yaml", 0.81, 0.95, 0),
     (TEST_DATA / "devstyle4-questions.yaml", 0.75, 0.93, 0),
     (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.93, 0),
-    (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 2),
+    (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 1),
     (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
     (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 1),
     (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
@@ -65,13 +65,17 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 3),
     # 21-26 (ten unanswerable questions each, sharing school words): 21-24 first read on 2026-11-22, 25 and 26
     # after a policy-title signal for coverage was tried on 21-24 (measured, not shipped: README "Measured quality").
-    # The answer-type check (bot/coverage.py, 2026-12-02) lowered the unanswerable allowances of 8, 17, 19, 23, 25, 26.
+    # The answer-type check (bot/coverage.py, 2026-12-02) lowered the unanswerable allowances of 6, 8, 17, 19, 23, 25, 26.
     (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
     (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
     (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 2),
     (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
     (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 0),
+    # 27 and 28 (2026-12-02, the dev set's register and mix) were first read after the time/count/frequency check;
+    # 28's holiday-dates miss led to the date type, so its 4/4 is not a first look (27's was).
+    (TEST_DATA / "devstyle27-questions.yaml", 0.86, 0.95, 0),
+    (TEST_DATA / "devstyle28-questions.yaml", 0.79, 0.90, 0),
 ]
 
 

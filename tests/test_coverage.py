@@ -63,6 +63,8 @@ def test_the_schools_own_name_is_taken_out_as_a_phrase():
         ("What time does the school day start?", "time"),
         ("Hi, how many accounts can the school have?", "count"),
         ("How often is this policy reviewed?", "frequency"),
+        ("When are the school holidays this year?", "date"),
+        ("When would the school start monitoring my messages?", None),  # a condition, not a date
         ("I don't know how many parents saw it, what do I do?", None),  # asks no count
         ("Can I post photos of my class?", None),
     ],
@@ -81,5 +83,7 @@ def test_a_question_asking_for_a_time_count_or_frequency_needs_a_clause_that_giv
     assert gives_answer_type("How many people may post?", ["No more than two members of staff may post."])
     assert not gives_answer_type("How often do parents get a report?", ["Parents will be informed once posted. Approved 2023."])
     assert gives_answer_type("How often is the policy reviewed?", ["This policy will be reviewed annually."])
+    assert not gives_answer_type("When are parents' evenings this term?", ["Parents' evenings are not to be discussed online."])
+    assert gives_answer_type("When are the INSET days this year?", ["INSET days: 2 September and 6 January."])
     # a question of any other kind passes whatever the clauses say
     assert gives_answer_type("Can I post photos of my class?", ["Nothing relevant."])
