@@ -1,7 +1,7 @@
 """Deciding whether a school's policies answer a question at all.
 
 Saying "the policy does not cover this" when it does sends staff elsewhere;
-answering when it does not invents policy. Three signals decide:
+answering when it does not invents policy. These signals decide:
 
 - the best candidate clause's confidence (`bot.answer.confidence`): a strong match always
   counts, a weak one never does;
@@ -62,7 +62,7 @@ ANSWER_TYPES = {
                              r"|periodic(?:ally)?|routine(?:ly)?|frequent(?:ly)?|always|never|review(?:ed|s)?|(?:once|twice|times) (?:a|per|each|every))\b"
                              r"|\b(?:each|per|a|one) (?:year|term|week|month|day)\b")),
 }
-_NUMBER = re.compile(r"(?!(?:19|20)\d\d$)\d{1,3}|" + _NUMBER_WORDS + r"|a few|several|single")
+_NUMBER = re.compile(r"(?!(?:19|20)\d\d$)\d{1,3}|" + _NUMBER_WORDS + r"|several|single")  # one word: words() splits
 _LIMIT = re.compile(r"\b(?:no more than|not more than|at least|at most|up to|maximum|minimum|limit(?:ed)? (?:of|to))\b")
 # a clause's own number ("6.2 Staff must...") states no count
 _CLAUSE_NUMBER = re.compile(r"^\s*\(?\d+(?:\.\d+)*[.)]?\s", re.MULTILINE)
@@ -82,7 +82,8 @@ def gives_answer_type(question: str, clauses: Iterable[str]) -> bool:
         return True
     texts = [_CLAUSE_NUMBER.sub(" ", clause.lower()) for clause in clauses]
     if kind == "count":
-        return any(_gives_count(_counted(question), text) for text in texts)
+        counted = _counted(question)
+        return any(_gives_count(counted, text) for text in texts)
     return any(ANSWER_TYPES[kind][1].search(text) for text in texts)
 
 
