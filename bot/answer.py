@@ -223,10 +223,11 @@ class Answerer:
     def _match(self, text: str, school_id: str, school, retriever) -> tuple[list[Hit], str | None, bool]:
         """The school's best clauses for a question, the other policy it names (if any), and whether they answer it."""
         searched = without_school_name(text, school.name)
-        hits = retriever.search(searched, school_id, k=CANDIDATES)
+        match = retriever.match(searched, school_id, k=CANDIDATES)
+        hits = match.hits
         other_policy = other_policy_named(searched, [p.title for p in school.policies], retriever.synonyms)
         covered = (bool(hits) and other_policy is None
-                   and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id))
+                   and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id), match.area_lead)
                    and gives_answer_type(searched, (h.chunk.text for h in hits if h.confidence >= self.coverage.min_score)))
         return hits, other_policy, covered
 

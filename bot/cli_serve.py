@@ -126,8 +126,8 @@ def serve(ctx, use_http, port, host, watch):
 
     if runtime.ensure_index():
         click.echo("Built the index from the policies folder.")
-    runtime.index.current()  # load the index and warm the model before the first question
-    runtime.embedder.embed(["warm up"])
+    retriever = runtime.index.current().retriever  # load the index and warm the model before the first question
+    retriever.areas.nearest(runtime.embedder.embed(["warm up"]), runtime.embedder)  # embeds index/areas.yaml
     # the safeguarding gate embeds its examples and fits its learned boundary on first use; a named
     # child takes the warm-up through every path (nothing is stored or sent: assess only judges)
     runtime.answerer.assess("warm up: a Year 7 pupil said hello")

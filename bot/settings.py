@@ -64,6 +64,9 @@ class AnswerThresholds(BaseModel):
     min_score: float = Field(ge=0, le=1)
     strong_score: float = Field(ge=0, le=1)
     max_unknown_share: float = Field(default=0.40, ge=0, le=1)
+    # the area check (bot/coverage.py); unset, it is off: it needs calibrating for each model
+    max_area_lead: float | None = Field(default=None, ge=0, le=2)
+    area_overruled_from: float = Field(default=0.45, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -15,9 +15,11 @@ from index.catalogue import UnknownSchool
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from index.areas import Areas, NearestArea
 from index.build import whole_text
 from index.embed import Embedder
 from index.lexical import GENERIC, LexicalIndex, Synonyms, tokens, words
@@ -47,6 +49,20 @@ class Weights:
         return self.whole + self.part + self.coverage + self.bm25 + self.words
 
 
+@dataclass(frozen=True)
+class Match:
+    """A school's best chunks for a question, and what else the question is near."""
+
+    hits: list[Hit]
+    nearest_passage: float  # the question's best cosine to any passage of the school's policies
+    area: NearestArea | None  # the nearest area of school life of `index/areas.yaml`
+
+    @property
+    def area_lead(self) -> float:
+        """How much nearer the question is to that area than to anything in the school's policies."""
+        return self.area.similarity - self.nearest_passage if self.area is not None else float("-inf")
+
+
 @dataclass
 class _School:
     chunk_ordinals: np.ndarray  # ordinals into StoredIndex.chunks
@@ -57,10 +73,12 @@ class _School:
 
 
 class Retriever:
-    def __init__(self, stored: StoredIndex, embedder: Embedder, synonyms: Synonyms | None = None, weights: Weights = Weights()):
+    def __init__(self, stored: StoredIndex, embedder: Embedder, synonyms: Synonyms | None = None, weights: Weights = Weights(),
+                 areas: Areas | None = None):
         self.stored = stored
         self.embedder = embedder
         self.synonyms = synonyms or Synonyms.load()
+        self.areas = areas if areas is not None else _shipped_areas()
         self.weights = weights
         self._schools: dict[str, _School] = {}
         self._first_passage: dict[int, int] = {}
@@ -87,6 +105,11 @@ class Retriever:
         return tuple(sorted(self._schools))
 
     def search(self, question: str, school: str, k: int = 5) -> list[Hit]:
+        return self.match(question, school, k).hits
+
+    def match(self, question: str, school: str, k: int = 5) -> Match:
+        """The k best chunks of the school's policies, best first, and how near the question is to them and
+        to the nearest area of school life those policies may not cover (index/areas.py)."""
         if school not in self._schools:
             raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
         data = self._schools[school]
@@ -117,7 +140,8 @@ class Retriever:
             confidence = (shared + w.words * float(judging_scores[position])) / w.total
             hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage, passage=passage))
         hits.sort(key=lambda hit: hit.score, reverse=True)
-        return hits[:k]
+        nearest = max((max(whole, part) for whole, part, _ in dense.values()), default=0.0)
+        return Match(hits[:k], nearest, self.areas.nearest(vector, self.embedder))
 
     def unknown_share(self, question: str, school: str) -> float:
         """Share of the question's content words that this school's policies never use, nor any synonym of them.
@@ -156,6 +180,12 @@ class Retriever:
                 part[ordinal] = (float(score), within)
         # a chunk of one sentence has only its whole-chunk passage, which is also its best part
         return {o: (w, *part.get(o, (w, 0))) for o, w in whole.items()}
+
+
+@lru_cache(maxsize=1)
+def _shipped_areas() -> Areas:
+    """index/areas.yaml, read once: every retriever (one per index version) shares its embedded phrases."""
+    return Areas.load()
 
 
 def _word_vectors(stored: StoredIndex, embedder: Embedder) -> TokenTable:

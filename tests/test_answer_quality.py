@@ -8,7 +8,7 @@ import pytest
 
 from bot.answer import Question
 from bot.evaluate import evaluate, load_questions, squash
-from tests.conftest import SHARED_EVAL, TEST_DATA
+from tests.conftest import POLICIES, SHARED_EVAL, TEST_DATA, TODAY
 
 EX_PUPIL = "can I accept a follow from an ex-pupil aged 18?"
 # Each school answers the ex-pupil question differently; the deciding clause for each.
@@ -29,9 +29,9 @@ DECIDING_CLAUSE = {
 QUESTION_SETS = [
     (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
     (TEST_DATA / "holdout-questions.yaml", 0.74, 0.92, 0),
-    (TEST_DATA / "blind-questions.yaml", 0.68, 0.93, 1),
+    (TEST_DATA / "blind-questions.yaml", 0.68, 0.93, 0),
     (TEST_DATA / "blind2-questions.yaml", 0.64, 0.80, 0),
-    (TEST_DATA / "blind3-questions.yaml", 0.76, 0.90, 1),
+    (TEST_DATA / "blind3-questions.yaml", 0.76, 0.90, 0),
     (TEST_DATA / "blind4-questions.yaml", 0.78, 0.88, 0),
     (TEST_DATA / "blind5-questions.yaml", 0.74, 0.94, 2),
     (TEST_DATA / "blind6-questions.yaml", 0.80, 0.90, 0),
@@ -46,8 +46,8 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.93, 0),
     (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 1),
     (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
-    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 1),
-    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
+    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 0),
+    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 0),
     (TEST_DATA / "devstyle10-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle11-questions.yaml", 0.70, 0.93, 0),
     (TEST_DATA / "devstyle12-questions.yaml", 0.72, 0.90, 0),
@@ -59,23 +59,33 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle14-questions.yaml", 0.72, 0.84, 1),
     (TEST_DATA / "devstyle15-questions.yaml", 0.56, 0.88, 1),
     (TEST_DATA / "devstyle16-questions.yaml", 0.77, 0.86, 0),
-    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 1),
+    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 0),
     (TEST_DATA / "devstyle18-questions.yaml", 0.66, 0.86, 0),
-    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 1),
-    (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 3),
+    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 0),
+    (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 1),
     # 21-26 (ten unanswerable questions each, sharing school words): 21-24 first read on 2026-11-22, 25 and 26
     # after a policy-title signal for coverage was tried on 21-24 (measured, not shipped: README "Measured quality").
     # The answer-type check (bot/coverage.py, 2026-12-02) lowered the unanswerable allowances of 6, 8, 17, 19, 23, 25, 26.
     (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
     (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
-    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 1),
-    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 2),
+    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 0),
+    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 0),
     (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
     (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 0),
     # 27 and 28 (2026-12-02, the dev set's register and mix) were first read after the time/count/frequency check;
     # 28's holiday-dates miss led to the date type, so its 4/4 is not a first look (27's was).
     (TEST_DATA / "devstyle27-questions.yaml", 0.86, 0.95, 0),
     (TEST_DATA / "devstyle28-questions.yaml", 0.79, 0.90, 0),
+    # 29 and 30 (the dev set's register and mix), then 31 and 32 (three unanswerable questions per school) were read
+    # before the area check (index/areas.py, 2026-12-02), whose margin was set on every set up to 32; 33 and 34 (as
+    # 31-32, 34 with many social media questions touching other school matters) were first read after it was fixed.
+    # The area check lowered the unanswerable allowances of blind, blind3, 8, 9, 17, 19, 20, 23 and 24.
+    (TEST_DATA / "devstyle29-questions.yaml", 0.75, 0.90, 0),
+    (TEST_DATA / "devstyle30-questions.yaml", 0.79, 0.93, 1),
+    (TEST_DATA / "devstyle31-questions.yaml", 0.77, 0.82, 2),
+    (TEST_DATA / "devstyle32-questions.yaml", 0.82, 0.97, 3),
+    (TEST_DATA / "devstyle33-questions.yaml", 0.86, 0.97, 1),
+    (TEST_DATA / "devstyle34-questions.yaml", 0.62, 0.73, 0),
 ]
 
 
@@ -129,6 +139,51 @@ def test_a_clause_without_the_time_asked_for_does_not_answer_when(answerer):
     assert not when.answered and "Senior Leadership Team" in when.answer
     review = answerer.answer(Question(text="How often is the social media policy reviewed?", school="pennine-way"))
     assert review.answered
+
+
+def test_a_question_about_another_area_of_school_life_is_not_answered_from_this_policy(answerer):
+    """"Giving medicine to pupils" shares pupils and procedure with Mill Lane's social media policy, and its best
+    clause there scores as a real answer would; as a whole the question is far nearer an area that a medicines
+    policy covers (index/areas.yaml) than anything in this one. A social media question touching another area
+    of school life (a trip, homework) is still answered."""
+    medicine = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
+    assert not medicine.answered and "line manager or the Head Teacher" in medicine.answer
+    for text, school in [("Can I post photos of pupils on the school trip on my own Instagram?", "pennine-way"),
+                         ("Can I message parents about homework on Facebook?", "mill-lane")]:
+        assert answerer.answer(Question(text=text, school=school)).answered, text
+
+
+def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, embedder):
+    """The area check compares the question with the school's own policies: once Mill Lane loads a medicines
+    policy, its clauses are the nearer and the medicine question is answered from them."""
+    from bot.answer import Answerer
+    from index.catalogue import load_catalogue
+    from index.live import LiveIndex
+    from index.publish import publish
+
+    policies = tmp_path / "policies"
+    (policies / "mill-lane").mkdir(parents=True)
+    (policies / "mill-lane" / "social-media.txt").write_text((POLICIES / "mill-lane" / "social-media.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    (policies / "mill-lane" / "medicines.txt").write_text(
+        "Supporting Pupils with Medical Conditions\n\n"
+        "1. Administering medicines\n"
+        "1.1 Medicines are given in school only when a parent or carer has completed and signed the consent form.\n"
+        "1.2 Only members of staff who have had the training may give a pupil medicine, and a second adult checks the dose.\n"
+        "1.3 Every dose is recorded on the pupil's medicine record, with the time and the name of the member of staff.\n"
+        "2. Storage\n"
+        "2.1 Medicines are kept in their original containers in the locked cabinet in the school office.\n",
+        encoding="utf-8")
+    (policies / "catalogue.yaml").write_text(
+        "schools:\n  mill-lane:\n    name: Mill Lane Community Primary School\n    ask: your line manager or the Head Teacher\n"
+        "    policies:\n"
+        "      - {id: social-media, file: mill-lane/social-media.txt, title: Social Media Policy, approved: 2024-01-31, next_review: 2026-01-31}\n"
+        "      - {id: medicines, file: mill-lane/medicines.txt, title: Supporting Pupils with Medical Conditions Policy,"
+        " approved: 2025-09-01, next_review: 2027-09-01}\n", encoding="utf-8")
+    publish(policies, tmp_path / "index", embedder, progress=False)
+    answerer = Answerer(load_catalogue(policies), LiveIndex(tmp_path / "index", embedder), today=lambda: TODAY)
+    answer = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
+    assert answer.answered
+    assert answer.citations[0].policy == "medicines"
 
 
 def test_question_naming_a_policy_the_school_has_not_loaded_is_not_answered_from_another(answerer):

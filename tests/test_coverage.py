@@ -45,6 +45,15 @@ def test_strong_match_counts_even_with_unfamiliar_words_and_weak_never_does():
     assert not coverage.covers(0.25, unknown_share=0.0)
 
 
+def test_a_question_much_nearer_another_area_of_school_life_is_not_covered_unless_a_clause_matches_it_surely():
+    coverage = Coverage(min_score=0.3, strong_score=0.5, max_unknown_share=0.4, max_area_lead=0.15, area_overruled_from=0.6)
+    assert coverage.covers(0.55, unknown_share=0.0, area_lead=0.1)
+    assert not coverage.covers(0.55, unknown_share=0.0, area_lead=0.2)
+    assert coverage.covers(0.65, unknown_share=0.0, area_lead=0.4)  # a clause this sure answers it whatever else it is near
+    off = Coverage(min_score=0.3, strong_score=0.5, max_unknown_share=0.4, max_area_lead=None)
+    assert off.covers(0.55, unknown_share=0.0, area_lead=0.9)
+
+
 @pytest.mark.parametrize("question", ["Is the relevant policy online?", "Where is the updated policy?", "Is there an SM policy?"])
 def test_describing_words_are_not_policy_names(question):
     assert other_policy_named(question, TITLES, Synonyms.load()) is None
