@@ -155,7 +155,7 @@ class Answerer:
         snapshot = self.index.current()  # one index for the whole answer
         if question.school not in snapshot.retriever.schools:
             raise UnknownSchool(f"School {question.school!r} has no policies in the index; run `policybot index`.")
-        hits, other_policy, covered = self._match(text, question.school, school, snapshot.retriever)
+        hits, other_policy, covered, area_lead = self._match(text, question.school, school, snapshot.retriever)
         sure = confidence(hits)
         citations = tuple(self._citation(hit) for hit in hits)
         titles = [p.title for p in school.policies]
@@ -171,8 +171,8 @@ class Answerer:
             body = messages.not_covered(school.name, titles, school.ask, other_policy)
         body, warnings = self._with_warnings(body, question.school, citations[:quoted], school.ask)
         log.info(
-            "answered question_id=%s school=%s covered=%s confidence=%.3f ms=%.1f",
-            question.question_id, question.school, covered, sure,
+            "answered question_id=%s school=%s covered=%s confidence=%.3f area_lead=%.3f ms=%.1f",
+            question.question_id, question.school, covered, sure, area_lead,
             (time.perf_counter() - started) * 1000,
         )
         return Answer(
@@ -194,7 +194,7 @@ class Answerer:
         retriever = self.index.current().retriever
         text = question.text.strip()[: messages.MAX_QUESTION_CHARS]
         reporting = retriever.search(REPORTING_QUERY + text[:300], question.school, k=1)
-        own, _, answers_question = self._match(text, question.school, school, retriever) if text else ([], None, False)
+        own, _, answers_question, _ = self._match(text, question.school, school, retriever) if text else ([], None, False, 0.0)
         # the answer to what they asked first (when the policy answers it), then the clause on reporting concerns;
         # the reporting clause leads when it answers the message nearly as well ("a pupil messaged me, what do I do?")
         reporting_leads = not answers_question or (bool(reporting) and any(
@@ -220,8 +220,9 @@ class Answerer:
             reasons=assessment.reasons, about_head=assessment.about_head,
         )
 
-    def _match(self, text: str, school_id: str, school, retriever) -> tuple[list[Hit], str | None, bool]:
-        """The school's best clauses for a question, the other policy it names (if any), and whether they answer it."""
+    def _match(self, text: str, school_id: str, school, retriever) -> tuple[list[Hit], str | None, bool, float]:
+        """The school's best clauses for a question, the other policy it names (if any), whether they answer it,
+        and how much nearer it is to an area of school life than to the school's policies (index/areas.py)."""
         searched = without_school_name(text, school.name)
         match = retriever.match(searched, school_id, k=CANDIDATES)
         hits = match.hits
@@ -229,7 +230,7 @@ class Answerer:
         covered = (bool(hits) and other_policy is None
                    and self.coverage.covers(confidence(hits), retriever.unknown_share(text, school_id), match.area_lead)
                    and gives_answer_type(searched, (h.chunk.text for h in hits if h.confidence >= self.coverage.min_score)))
-        return hits, other_policy, covered
+        return hits, other_policy, covered, match.area_lead
 
     @staticmethod
     def _quoted(hits: list[Hit]) -> int:

@@ -119,8 +119,8 @@ class Coverage:
     strong_score: float = 0.36
     max_unknown_share: float = 0.40
     # A question this much nearer an area of school life (index/areas.yaml) than to any passage of the school's
-    # policies is about that area ("giving medicine to pupils"), unless a clause matches it this surely;
-    # None: no area check (a model it is not calibrated for).
+    # policies is about that area ("giving medicine to pupils"), unless a clause matches it this surely.
+    # None: no area check.
     max_area_lead: float | None = 0.15
     area_overruled_from: float = 0.45
 

@@ -64,14 +64,16 @@ class AnswerThresholds(BaseModel):
     min_score: float = Field(ge=0, le=1)
     strong_score: float = Field(ge=0, le=1)
     max_unknown_share: float = Field(default=0.40, ge=0, le=1)
-    # the area check (bot/coverage.py); unset, it is off: it needs calibrating for each model
-    max_area_lead: float | None = Field(default=None, ge=0, le=2)
+    # the area check (bot/coverage.py), by default as calibrated for the bundled model; null turns it off
+    max_area_lead: float | None = Field(default=0.15, ge=0, le=2)
     area_overruled_from: float = Field(default=0.45, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.min_score > self.strong_score:
             raise ValueError("min_score must not be above strong_score")
+        if self.max_area_lead is not None and self.area_overruled_from < self.min_score:
+            raise ValueError("area_overruled_from below min_score would never apply; raise it or set max_area_lead: null")
         return self
 
 

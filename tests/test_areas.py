@@ -7,24 +7,32 @@ import pytest
 from index.areas import AREAS_FILE, Areas, AreasError
 
 
-def test_each_area_and_each_of_its_parts_is_a_phrase_and_a_match_names_the_whole_area(embedder):
-    areas = Areas(["pupil transport, minibus driving, parking and drop-off arrangements", "school uniform"])
-    assert {"pupil transport", "minibus driving", "parking", "drop-off arrangements", "school uniform"} <= set(areas.phrases)
+def test_a_question_is_matched_to_its_nearest_area(embedder):
+    areas = Areas(["pupil transport, minibus driving, parking and drop-off arrangements",
+                   "school uniform, pupils' dress and appearance and uniform costs"])
     nearest = areas.nearest(embedder.embed(["Where can I park my car?"]), embedder)
     assert nearest.area == "pupil transport, minibus driving, parking and drop-off arrangements"
     assert 0 < nearest.similarity <= 1
-    assert areas.nearest(embedder.embed(["What colour is the school jumper?"]), embedder).area == "school uniform"
+    assert areas.nearest(embedder.embed(["What colour is the school jumper?"]), embedder).area.startswith("school uniform")
+
+
+def test_each_model_embeds_the_areas_with_itself(embedder):
+    """The vectors are kept per model: a question's vector is only ever compared with areas from its own model."""
+    areas = Areas(["school uniform, pupils' dress and appearance and uniform costs"])
+    areas.nearest(embedder.embed(["jumper"]), embedder)
+    assert list(areas._vectors) == [embedder.name]
+    assert areas._vectors[embedder.name].shape == (1, embedder.dimension)
 
 
 def test_no_areas_means_no_nearest_area(embedder):
     assert Areas([]).nearest(embedder.embed(["Where can I park?"]), embedder) is None
 
 
-def test_the_shipped_areas_load_and_leave_out_what_the_bundled_policies_cover():
+def test_the_shipped_areas_load_each_once():
     areas = Areas.load()
     assert len(areas.areas) >= 50
+    assert len(areas.areas) == len(Areas.load(AREAS_FILE).areas) == len({a.lower() for a in areas.areas})
     assert not any(word in area.lower() for area in areas.areas for word in ("social media", "online", "internet"))
-    assert AREAS_FILE.name == "areas.yaml"
 
 
 @pytest.mark.parametrize("content", ["areas: [parking]\n", "- parking\n- 3\n", "- ''\n"])

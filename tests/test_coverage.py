@@ -96,3 +96,16 @@ def test_a_question_asking_for_a_time_count_or_frequency_needs_a_clause_that_giv
     assert gives_answer_type("When are the INSET days this year?", ["INSET days: 2 September and 6 January."])
     # a question of any other kind passes whatever the clauses say
     assert gives_answer_type("Can I post photos of my class?", ["Nothing relevant."])
+
+
+def test_settings_thresholds_keep_the_area_check_unless_turned_off_and_mpnet_has_none():
+    from bot.coverage import CALIBRATED
+    from bot.settings import AnswerThresholds
+
+    kept = Coverage(**AnswerThresholds(min_score=0.3, strong_score=0.35).model_dump())
+    assert kept.max_area_lead == CALIBRATED["bundled:all-MiniLM-L6-v2"].max_area_lead == 0.15
+    off = Coverage(**AnswerThresholds(min_score=0.3, strong_score=0.35, max_area_lead=None).model_dump())
+    assert off.max_area_lead is None and off.covers(0.34, 0.0, area_lead=5.0)
+    assert CALIBRATED["packaged:all-mpnet-base-v2"].max_area_lead is None
+    with pytest.raises(ValueError, match="area_overruled_from below min_score"):
+        AnswerThresholds(min_score=0.3, strong_score=0.35, area_overruled_from=0.2)
