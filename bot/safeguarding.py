@@ -71,6 +71,11 @@ QUESTION_BEFORE = re.compile(r"(^|[,.;:!?]\s*|\b(and|but|so|or)\s+)\W*(can|could
 # "...trip forms? also, jayden had a round burn...": the staff member marks a new item, so it is judged as a message of its own
 TOPIC_SWITCH = re.compile(r"^\W*(also|and also|oh|btw|by the way|fyi|ps|p\.s\.|unrelated|on another note|separately|"
                           r"another thing|one more thing|while i'?m here)\b", re.IGNORECASE)
+# "...sent me a friend request and told me her stepdad hurts her, can I accept it?": a closing question after a comma,
+# and before it an account of what someone said
+QUESTION_TAIL = re.compile(r",\s*(?:(?:and|so|but|or)\s+)?(?:can|could|should|shall|may|must|do|does|did|am|is|are|was|what|how|"
+                           r"who|where|when|which|would|will)\b[^,]*\?\s*$", re.IGNORECASE)
+RELAYED = re.compile(r"\b(?:told|tells|said|says|disclosed|discloses|confided|confides|mentioned|admitted|let slip)\b", re.IGNORECASE)
 # "can the coach give her a lift?" asks about one child: a question's framing does not excuse it
 PERSONAL = re.compile(r"\b(she|her|he|him)\b", re.IGNORECASE)
 ROUTES = ("dsl", "staff-allegation")
@@ -188,6 +193,14 @@ def sentences(text: str) -> list[str]:
     return found if len(found) > 1 else []
 
 
+def relayed_before_question(sentence: str) -> str | None:
+    """What a sentence relays before its closing question ("...told me X, can I accept it?" -> "...told me X"),
+    or None when it has no closing question or relays nothing."""
+    tail = QUESTION_TAIL.search(sentence)
+    head = sentence[: tail.start()].strip() if tail else ""
+    return head if RELAYED.search(head) else None
+
+
 def normalise(text: str) -> str:
     """Spell out common school shorthand so patterns and the model see one form."""
     text = re.sub(r"\b(yr|y)\s?(\d{1,2})\b", r"Year \2", text, flags=re.IGNORECASE)
@@ -245,10 +258,14 @@ class SafeguardingDetector:
         # is judged on its own sentence too, so the rest of the message does not dilute it
         parts = list(dict.fromkeys(parts))
         alone = [s for part in parts for s in sentences(part) if len(s) >= 20 and s not in parts]
-        texts = list(dict.fromkeys(parts + alone))
+        # the account a policy question relays ("...told me her stepdad hurts her, can I accept it?") is judged
+        # without the question, whose framing and meaning would otherwise outweigh it
+        relayed = {head for s in parts + alone for head in [relayed_before_question(s)] if head and len(head) >= 20}
+        relayed -= set(parts + alone)
+        texts = list(dict.fromkeys(parts + alone + sorted(relayed)))
         vectors = self.embedder.embed(texts)
         # a sentence on its own has less context, so it needs a closer match by meaning than a whole window
-        verdicts = [self._window(text, vector, sentence=i >= len(parts) and not TOPIC_SWITCH.match(text))
+        verdicts = [self._window(text, vector, sentence=i >= len(parts) and not TOPIC_SWITCH.match(text), relayed=text in relayed)
                     for i, (text, vector) in enumerate(zip(texts, vectors))]
         raised = [v for v in verdicts if v.escalate]
         if not raised:
@@ -268,7 +285,7 @@ class SafeguardingDetector:
 
         return staff_guidance(assessment)
 
-    def _window(self, text: str, vector: np.ndarray, sentence: bool = False) -> WindowVerdict:
+    def _window(self, text: str, vector: np.ndarray, sentence: bool = False, relayed: bool = False) -> WindowVerdict:
         t, rules = self.thresholds, self.rules
         matrix, owners, examples = self._example_matrix
         sims = matrix @ vector
@@ -305,6 +322,12 @@ class SafeguardingDetector:
         # policy or practice, with no child or pronoun for one, excuses an adult's conduct
         staff_framed = (asked or _framed(text, rules, at_start=True)) and not child and not PERSONAL.search(text)
         by_staff = staff_hit is not None and top >= t.rule_min_similarity and not staff_framed and not vetoed
+        if relayed:
+            # an account cut from its policy question: its words must point to a concern beyond the contact asked
+            # about ("a Year 10 sent me a friend request" alone raises nothing), and nothing else decides
+            kinds = sum(bool(terms[i]) for i, c in enumerate(rules.categories) if c.route == "dsl")
+            near_concern, by_staff = False, False
+            by_rule = by_rule and kinds >= 2
         if not (near_concern or by_rule or by_staff):
             return WindowVerdict(False)
         dsl_best = max((best[i][0] for i, c in enumerate(rules.categories) if c.route == "dsl"), default=0.0)

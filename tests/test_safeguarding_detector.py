@@ -300,6 +300,8 @@ def test_an_escalation_leads_with_the_reporting_clause_unless_another_answers_be
     # early years practitioners; an adult sending a child pictures of themselves
     ("one of the early years practitioners takes videos of the toddlers at nappy time on her own phone", "staff-allegation"),
     ("a mum rang to say the drama teacher sent her 14 year old selfies of himself in his underwear", "staff-allegation"),
+    # a disclosure relayed inside a policy question: the question's framing does not excuse it (a reviewer's message)
+    ("A Year 10 sent me a friend request on Facebook and told me her stepdad hurts her, can I accept it?", "dsl"),
 ])
 def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     assessment = detector.assess(text)
@@ -334,6 +336,11 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     # a year group's trip, group or resources is not a named child
     "Can the Year 10 RE trip go to the talk on extremism at the cathedral?",
     "Can the Year 11 leavers party have alcohol if it's off site?",
+    # what a pupil said, before a policy question, that points to nothing beyond the contact asked about
+    "A Year 10 sent me a friend request on Facebook, can I accept it?",
+    "My Year 9 said she loves my Instagram posts, can I post more about the trip?",
+    "My Year 11s said they want a class WhatsApp group, can I set one up?",
+    "A parent said on Facebook that I'm a bad teacher, can I reply?",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
