@@ -310,7 +310,7 @@ class SafeguardingDetector:
                                     and top >= t.loose_similarity and top - ordinary >= t.loose_margin)
         # the boundary learned from all the examples generalises past the single nearest one
         learned = 0.0
-        if not by_meaning and (child or has_subject):
+        if not by_meaning and (child or has_subject) and not relayed:  # a relayed account is judged by the rules only
             learned = float(self._boundary.predict_proba(vector[None, :])[0, 1])
         by_learned = learned >= (t.sentence_learned_probability if sentence else t.learned_probability)
         near_concern = by_meaning or by_learned

@@ -65,7 +65,7 @@ class Areas:
         return NearestArea(self.areas[best], float(similarities[best]))
 
     def _embedded(self, embedder) -> np.ndarray:
-        with self._lock:  # two first questions at once embed the phrases once
+        with self._lock:  # two first questions at once embed the areas once
             if embedder.name not in self._vectors:
                 self._vectors[embedder.name] = embedder.embed(list(self.areas))
             return self._vectors[embedder.name]

@@ -184,7 +184,7 @@ class Retriever:
 
 @lru_cache(maxsize=1)
 def _shipped_areas() -> Areas:
-    """index/areas.yaml, read once: every retriever (one per index version) shares its embedded phrases."""
+    """index/areas.yaml, read once: every retriever (one per index version) shares its embedded areas."""
     return Areas.load()
 
 
