@@ -302,6 +302,9 @@ def test_an_escalation_leads_with_the_reporting_clause_unless_another_answers_be
     ("a mum rang to say the drama teacher sent her 14 year old selfies of himself in his underwear", "staff-allegation"),
     # a disclosure relayed inside a policy question: the question's framing does not excuse it (a reviewer's message)
     ("A Year 10 sent me a friend request on Facebook and told me her stepdad hurts her, can I accept it?", "dsl"),
+    # medical neglect of a named child: the medicine they need is not given at home
+    ("Jayden in Year 5 says nobody at home gives him his inhaler", "dsl"),
+    ("a Year 3 girl's mum won't give her the medicine the doctor prescribed", "dsl"),
 ])
 def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     assessment = detector.assess(text)
@@ -341,6 +344,10 @@ def test_concerns_the_narrowing_rules_must_not_drop(detector, text, route):
     "My Year 9 said she loves my Instagram posts, can I post more about the trip?",
     "My Year 11s said they want a class WhatsApp group, can I set one up?",
     "A parent said on Facebook that I'm a bad teacher, can I reply?",
+    # medicines in school, asked about in general (a writer's unanswerable question was sent to the DSL as neglect)
+    "What is the procedure for giving medicine to a pupil?",
+    "How do I give a pupil their inhaler?",
+    "A pupil forgot his inhaler, can he still do PE?",
 ])
 def test_ordinary_messages_the_broadening_rules_must_not_raise(detector, text):
     assert detector.assess(text).escalate is False
