@@ -1,7 +1,9 @@
 """Split cleaned policy text into quotable chunks that follow the document's structure.
 
 A chunk is a numbered clause (with the list it introduces), a paragraph, or a
-list kept with the sentence that introduces it. Every chunk carries its school,
+list kept with the sentence that introduces it; a paragraph that points back
+stays with the passage before it, and a short sentence that announces a topic
+with the paragraph that sets it out. Every chunk carries its school,
 policy, section number and heading path. `passages` splits a chunk further into
 the sentences and list items that the embedder sees one at a time.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from index.lexical import tokens
 from index.model import Chunk, Document
 
 MD_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*#*$")
@@ -29,6 +32,9 @@ BACK_REFERENCE = re.compile(
     r"(?!\s+(?i:who|that|which)\b)"  # "Those who breach it..."
     r"|It\b(?!['’]s\b)(?!\s+(?i:is|was|has|should|may|might|can|could|would|will|must)\b))"
 )
+# "The use of social networking sites introduces a range of potential safeguarding risks to children." then
+# "Potential risks can include: ...": a short one-sentence paragraph announces what the next one sets out.
+MAX_TOPIC_LEAD_CHARS = 160
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 14
 MAX_CHUNK_CHARS = 1500
@@ -216,6 +222,11 @@ class _ChunkBuilder:
             # one chunk, found and quoted together
             self.lines.append(item.text)
             self._after_paragraph(item, following)
+        elif item.kind == "para" and self._announces(item):
+            # alone, the announcing sentence outranks the passage that answers ("What risks to children does
+            # the policy list?"): one chunk, found and quoted together
+            self.lines.append(item.text)
+            self._after_paragraph(item, following)
         else:  # clause or paragraph: starts a chunk of its own
             self._flush()
             if item.number:
@@ -224,6 +235,17 @@ class _ChunkBuilder:
             self.number = item.number
             self.context = self.lead_in if item.kind == "clause" else ""
             self._after_paragraph(item, following)
+
+    def _announces(self, item: _Item) -> bool:
+        """The chunk so far is one short unnumbered sentence, and the paragraph `item` opens with one of its words."""
+        if self.number or len(self.lines) != 1:
+            return False
+        lead = self.lines[0]
+        if (lead.startswith("- ") or lead.rstrip().endswith(":") or len(lead) >= MAX_TOPIC_LEAD_CHARS
+                or len(SENTENCE_END.split(lead)) > 1 or len(lead) + len(item.text) > MAX_CHUNK_CHARS):
+            return False
+        opening = tokens(item.text)[:1]
+        return bool(opening) and opening[0] in set(tokens(lead))
 
     def _after_paragraph(self, item: _Item, following: _Item | None) -> None:
         if item.kind == "para" and following is not None and following.kind == "clause" and LEAD_IN.search(item.text):

@@ -128,6 +128,37 @@ Those dates are published in the staff calendar.
         assert len(chunks_of(f"# Roles\n\nThe headteacher leads on online safety.\n\n{opening}\n")) == 2, opening
 
 
+def test_a_short_sentence_that_announces_a_topic_stays_with_the_paragraph_that_sets_it_out():
+    text = """# Safeguarding
+
+The use of social networking sites introduces a range of potential safeguarding risks to children.
+
+Potential risks can include, but are not limited to:
+
+- online bullying;
+- grooming, exploitation or stalking.
+
+Staff members will report any safeguarding issues they become aware of.
+
+When using social media, staff must not:
+
+- accept friend requests from pupils.
+
+Staff must complete online safety training. It is renewed every year.
+
+Staff who miss the training must book the next session.
+"""
+    texts = [c.text for c in chunks_of(text)]
+    assert texts == [
+        "The use of social networking sites introduces a range of potential safeguarding risks to children.\n"
+        "Potential risks can include, but are not limited to:\n- online bullying;\n- grooming, exploitation or stalking.",
+        "Staff members will report any safeguarding issues they become aware of.",  # the next opens with "When using"
+        "When using social media, staff must not:\n- accept friend requests from pupils.",
+        "Staff must complete online safety training. It is renewed every year.",  # two sentences: a passage of its own
+        "Staff who miss the training must book the next session.",
+    ]
+
+
 def test_a_list_after_a_joined_paragraph_is_embedded_with_its_own_lead_in():
     text = """# Scope
 
