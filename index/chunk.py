@@ -215,16 +215,7 @@ class _ChunkBuilder:
                 self.lines, self.number = list(intro), number
             self.lines.append(f"- {item.text}")
             self.accepts_bullets = True
-        elif item.kind == "para" and self.lines and BACK_REFERENCE.match(item.text) and (
-            sum(map(len, self.lines)) + len(item.text) <= MAX_CHUNK_CHARS
-        ):
-            # "These accounts are managed by the Leadership Group" needs the list of accounts before it:
-            # one chunk, found and quoted together
-            self.lines.append(item.text)
-            self._after_paragraph(item, following)
-        elif item.kind == "para" and self._announces(item):
-            # alone, the announcing sentence outranks the passage that answers ("What risks to children does
-            # the policy list?"): one chunk, found and quoted together
+        elif item.kind == "para" and self._continues(item):
             self.lines.append(item.text)
             self._after_paragraph(item, following)
         else:  # clause or paragraph: starts a chunk of its own
@@ -236,13 +227,20 @@ class _ChunkBuilder:
             self.context = self.lead_in if item.kind == "clause" else ""
             self._after_paragraph(item, following)
 
-    def _announces(self, item: _Item) -> bool:
-        """The chunk so far is one short unnumbered sentence, and the paragraph `item` opens with one of its words."""
+    def _continues(self, item: _Item) -> bool:
+        """Whether the paragraph `item` belongs with the chunk being built, found and quoted together:
+        it points back ("These accounts are managed by the Leadership Group" needs the list of accounts before it),
+        or the chunk so far is one short unnumbered sentence that announces what `item` opens with (alone, "...a
+        range of potential safeguarding risks to children." outranks "Potential risks can include: ...")."""
+        if not self.lines or sum(map(len, self.lines)) + len(item.text) > MAX_CHUNK_CHARS:
+            return False
+        if BACK_REFERENCE.match(item.text):
+            return True
         if self.number or len(self.lines) != 1:
             return False
         lead = self.lines[0]
-        if (lead.startswith("- ") or lead.rstrip().endswith(":") or len(lead) >= MAX_TOPIC_LEAD_CHARS
-                or len(SENTENCE_END.split(lead)) > 1 or len(lead) + len(item.text) > MAX_CHUNK_CHARS):
+        one_short_sentence = len(lead) < MAX_TOPIC_LEAD_CHARS and len(SENTENCE_END.split(lead)) == 1
+        if lead.startswith("- ") or lead.rstrip().endswith(":") or not one_short_sentence:
             return False
         opening = tokens(item.text)[:1]
         return bool(opening) and opening[0] in set(tokens(lead))
