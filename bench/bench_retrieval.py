@@ -4,11 +4,12 @@ Baseline: fixed 500-character chunks, dense-only search (same model, same FAISS)
 Ours: structure-aware chunks, sentence-level passages, dense + lexical blend.
 Each method runs in its own child process so peak memory is its own.
 
-    .venv/bin/python bench/bench_retrieval.py [--questions FILE ...] [--repeats N] [--model all-mpnet-base-v2]
+    .venv/bin/python bench/bench_retrieval.py [--questions FILE ...] [--repeats N] [--model all-mpnet-base-v2] [--torch]
 
 Prints index build time, warm question latency p50/p95, peak RSS and hit@1/3/5,
 and every figure of ours as a ratio to the baseline. `--model` runs ours with another
-embedding model (the baseline keeps the bundled one), to weigh a larger model's cost.
+embedding model (the baseline keeps the bundled one), to weigh a larger model's cost;
+`--torch` runs both models with PyTorch instead of ONNX Runtime (index/onnx_runtime.py).
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def load_rows(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def run_ours(rows: list[dict], repeats: int, model: str | None = None) -> dict:
+def run_ours(rows: list[dict], repeats: int, model: str | None = None, onnx: bool = True) -> dict:
     from index.publish import publish
     from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
 
-    embedder = SentenceTransformerEmbedder(model, models_dir=ROOT / "data" / "models")
+    embedder = SentenceTransformerEmbedder(model, models_dir=ROOT / "data" / "models", onnx=onnx)
     embedder.embed(["warm up"])
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -67,14 +68,14 @@ def run_ours(rows: list[dict], repeats: int, model: str | None = None) -> dict:
         return {"build_s": build_s, **measure(search, rows, repeats)}
 
 
-def run_baseline(rows: list[dict], repeats: int) -> dict:
+def run_baseline(rows: list[dict], repeats: int, onnx: bool = True) -> dict:
     import faiss
     import numpy as np
 
     from index.catalogue import load_catalogue
     from index.embed import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(models_dir=ROOT / "data" / "models", onnx=onnx)
     embedder.embed(["warm up"])
     started = time.perf_counter()
     catalogue = load_catalogue(ROOT / "policies")
@@ -123,9 +124,9 @@ def measure(search, rows: list[dict], repeats: int) -> dict:
     }
 
 
-def child(method: str, paths: list[Path], repeats: int, model: str | None = None) -> dict:
+def child(method: str, paths: list[Path], repeats: int, model: str | None = None, torch: bool = False) -> dict:
     args = [sys.executable, __file__, "--child", method, "--repeats", str(repeats), "--questions", *map(str, paths)]
-    args += ["--model", model] if model else []
+    args += (["--model", model] if model else []) + (["--torch"] if torch else [])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     out = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -137,15 +138,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", choices=["ours", "baseline"])
     parser.add_argument("--model", help="embedding model for ours (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--torch", action="store_true", help="run the models with PyTorch, not ONNX Runtime")
     args = parser.parse_args()
     rows = load_rows(args.questions)
     if args.child:
-        result = run_ours(rows, args.repeats, args.model) if args.child == "ours" else run_baseline(rows, args.repeats)
+        onnx = not args.torch
+        result = run_ours(rows, args.repeats, args.model, onnx) if args.child == "ours" else run_baseline(rows, args.repeats, onnx)
         print(json.dumps(result))
         return
-    baseline = child("baseline", args.questions, args.repeats)
-    ours = child("ours", args.questions, args.repeats, args.model)
-    print(f"ours: model {args.model or 'bundled all-MiniLM-L6-v2'}; baseline: bundled all-MiniLM-L6-v2")
+    baseline = child("baseline", args.questions, args.repeats, torch=args.torch)
+    ours = child("ours", args.questions, args.repeats, args.model, args.torch)
+    print(f"ours: model {args.model or 'bundled all-MiniLM-L6-v2'}; baseline: bundled all-MiniLM-L6-v2; "
+          f"both run with {'PyTorch' if args.torch else 'ONNX Runtime'}")
     print(f"questions: {ours['questions']} answerable from {', '.join(p.name for p in args.questions if p.is_file())}; "
           f"latency over {args.repeats} passes of every question; 2-core CPU")
     print(f"{'figure':14}{'baseline':>12}{'ours':>12}{'ours/baseline':>16}")

@@ -28,13 +28,14 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(self.settings.model, models_dir=self.settings.model_store)
+        return SentenceTransformerEmbedder(self.settings.model, models_dir=self.settings.model_store, onnx=self.settings.onnx_runtime)
 
     @cached_property
     def safeguarding_embedder(self) -> SentenceTransformerEmbedder:
         """The bundled model unless settings name another: the gate's thresholds and learned boundary are
         calibrated for it, so choosing a larger model for answers must not change which concerns are caught."""
-        embedder = SentenceTransformerEmbedder(self.settings.safeguarding_model, models_dir=self.settings.model_store)
+        embedder = SentenceTransformerEmbedder(self.settings.safeguarding_model, models_dir=self.settings.model_store,
+                                               onnx=self.settings.onnx_runtime)
         return self.embedder if embedder.name == self.embedder.name else embedder
 
     @cached_property

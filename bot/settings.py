@@ -87,6 +87,7 @@ class Settings(BaseModel):
     safeguarding_model: str | None = None
     answer_thresholds: AnswerThresholds | None = None
     models_dir: Path | None = None  # where packaged models are assembled; default data_dir/models
+    onnx_runtime: bool = True  # run the model under ONNX Runtime (index/onnx_runtime.py); false: PyTorch only
     school: str | None = None  # one-school install: every question uses this school
     schools: dict[str, SchoolRoutes] = Field(default_factory=dict)
     slack: SlackSettings = SlackSettings()
@@ -113,6 +114,7 @@ ENVIRONMENT = {
     "POLICYBOT_DATA": ("data_dir",),
     "POLICYBOT_MODEL": ("model",),
     "POLICYBOT_SAFEGUARDING_MODEL": ("safeguarding_model",),
+    "POLICYBOT_ONNX_RUNTIME": ("onnx_runtime",),
     "POLICYBOT_SCHOOL": ("school",),
     "POLICYBOT_DSL_CHANNEL": ("escalation", "dsl_channel"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),

@@ -93,10 +93,11 @@ def resolve_model(model: str | None) -> tuple[str, Path | None]:
 class SentenceTransformerEmbedder(Embedder):
     """A real sentence-transformers model on the CPU, loaded on first use."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64, models_dir: Path = Path("data/models")):
+    def __init__(self, model: str | None = None, batch_size: int = 64, models_dir: Path = Path("data/models"), onnx: bool = True):
         self.name, self._path = resolve_model(model)
-        self._models_dir = Path(models_dir)  # where packaged models are assembled
+        self._models_dir = Path(models_dir)  # where packaged models are assembled, and models exported for ONNX Runtime
         self._batch_size = batch_size
+        self._use_onnx = onnx
         self._lock = threading.Lock()
         self.word_layer = WORD_LAYER.get(self.name)
 
@@ -117,7 +118,18 @@ class SentenceTransformerEmbedder(Embedder):
         log.info("loading embedding model %s", self.name)
         model = SentenceTransformer(str(path), device="cpu")
         model.eval()
+        self._path = path
         return model
+
+    @cached_property
+    def _onnx(self):
+        """The transformer under ONNX Runtime (index/onnx_runtime.py), or None to run it with PyTorch."""
+        if not self._use_onnx:
+            return None
+        from index import onnx_runtime
+
+        model = self._model
+        return onnx_runtime.load(model, self.name, self._path, self.word_layer, self._models_dir / "onnx")
 
     @cached_property
     def dimension(self) -> int:  # type: ignore[override]
@@ -127,6 +139,8 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            return np.stack([sentence for sentence, _ in self._encode_with_tokens(texts, with_words=False)])
         with self._lock:  # torch modules are not safe to call from several threads at once
             vectors = self._model.encode(
                 list(texts),
@@ -146,7 +160,7 @@ class SentenceTransformerEmbedder(Embedder):
         encoded = self._encode_with_tokens([text, *also])
         return encoded[0][0][None, :], [words for _, words in encoded]
 
-    def _encode_with_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, TokenVectors]]:
+    def _encode_with_tokens(self, texts: Sequence[str], with_words: bool = True) -> list[tuple[np.ndarray, TokenVectors | None]]:
         import torch
 
         model = self._model
@@ -157,22 +171,35 @@ class SentenceTransformerEmbedder(Embedder):
             try:
                 # batches of similar lengths pad least; the answers come back in the texts' order
                 order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-                encoded: dict[int, tuple[np.ndarray, TokenVectors]] = {}
+                encoded: dict[int, tuple[np.ndarray, TokenVectors | None]] = {}
                 for start in range(0, len(order), self._batch_size):
                     batch = order[start: start + self._batch_size]
-                    encoded.update(zip(batch, self._forward(model, [texts[i] for i in batch])))
+                    encoded.update(zip(batch, self._forward(model, [texts[i] for i in batch], with_words)))
             finally:
                 config.output_hidden_states = before
         return [encoded[i] for i in range(len(texts))]
 
-    def _forward(self, model, batch: list[str]) -> list[tuple[np.ndarray, TokenVectors]]:
+    def _forward(self, model, batch: list[str], with_words: bool = True) -> list[tuple[np.ndarray, TokenVectors | None]]:
         """One batch through the model: each text's sentence vector and its content pieces from both layers."""
+        import torch
+
         keep = self._content_pieces
-        features = model(model.preprocess(batch))
-        last = features["token_embeddings"]
-        words = last if self.word_layer is None else features["all_layer_embeddings"][self.word_layer]
+        features = model.preprocess(batch)
+        if self._onnx is None:
+            features = model(features)
+            last = features["token_embeddings"]
+            words = last if self.word_layer is None else features["all_layer_embeddings"][self.word_layer]
+        else:  # the transformer under ONNX Runtime, then the model's own pooling and normalising modules
+            outputs = self._onnx(features["input_ids"].numpy(), features["attention_mask"].numpy())
+            last, words = torch.from_numpy(outputs.last), torch.from_numpy(outputs.words)
+            features["token_embeddings"] = last
+            for module in list(model)[1:]:
+                features = module(features)
         out = []
         for row in range(len(batch)):
+            if not with_words:
+                out.append((_unit(features["sentence_embedding"][row].float().numpy()[None, :])[0], None))
+                continue
             mask = features["attention_mask"][row].bool().numpy()  # drop the padding
             ids = features["input_ids"][row].numpy()[mask]
             chosen = np.array([keep(int(i)) for i in ids], dtype=bool)

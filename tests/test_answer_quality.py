@@ -96,6 +96,12 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle38-questions.yaml", 0.84, 0.93, 0),
     (TEST_DATA / "devstyle39-questions.yaml", 0.75, 0.86, 0),
     (TEST_DATA / "devstyle40-questions.yaml", 0.75, 0.95, 0),
+    # 41-44 (the same register, two more writers, 2026-12-03): first looks, read only after this stop's ranking
+    # experiments were decided (none shipped); the first look is the figure here.
+    (TEST_DATA / "devstyle41-questions.yaml", 0.86, 0.95, 0),
+    (TEST_DATA / "devstyle42-questions.yaml", 0.72, 0.93, 0),
+    (TEST_DATA / "devstyle43-questions.yaml", 0.77, 0.86, 1),
+    (TEST_DATA / "devstyle44-questions.yaml", 0.79, 0.95, 1),
 ]
 
 
