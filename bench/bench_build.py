@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--large-model", choices=("hash", "real"), default="hash")
     args = parser.parse_args()
 
-    real = SentenceTransformerEmbedder()
+    real = SentenceTransformerEmbedder(models_dir=ROOT / "data" / "models")
     started = time.perf_counter()
     dimension = real.dimension
     print(f"model load: {time.perf_counter() - started:.1f}s, dimension {dimension}")

@@ -93,7 +93,14 @@ def resolve_model(model: str | None) -> tuple[str, Path | None]:
 class SentenceTransformerEmbedder(Embedder):
     """A real sentence-transformers model on the CPU, loaded on first use."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64, models_dir: Path = Path("data/models"), onnx: bool = True):
+    # Texts per forward pass when building an index. ONNX Runtime keeps the memory its largest batch needed, so
+    # a smaller batch holds the peak down, and builds no slower: building the bundled policies' index
+    # (bench/bench_retrieval.py, 2026-12-03) took 16.8 s and peaked at 1,824 MB with 64, 8.0 s and 944 MB with 16
+    # (PyTorch: 13.3 s and 1,270 MB with 64, 7.9 s and 735 MB with 16).
+    BATCH_SIZE = 16
+
+    def __init__(self, model: str | None = None, batch_size: int = BATCH_SIZE, models_dir: Path = Path("data/models"),
+                 onnx: bool = True):
         self.name, self._path = resolve_model(model)
         self._models_dir = Path(models_dir)  # where packaged models are assembled, and models exported for ONNX Runtime
         self._batch_size = batch_size
@@ -139,7 +146,9 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._onnx is not None:
+        with self._lock:  # loaded once, by one thread (cached_property takes no lock from Python 3.12)
+            onnx = self._onnx
+        if onnx is not None:
             return np.stack([sentence for sentence, _ in self._encode_with_tokens(texts, with_words=False)])
         with self._lock:  # torch modules are not safe to call from several threads at once
             vectors = self._model.encode(
@@ -163,9 +172,9 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode_with_tokens(self, texts: Sequence[str], with_words: bool = True) -> list[tuple[np.ndarray, TokenVectors | None]]:
         import torch
 
-        model = self._model
-        config = model[0].auto_model.config
         with self._lock, torch.inference_mode():  # the tokenizer, which `keep` reads, is not safe across threads either
+            model = self._model
+            config = model[0].auto_model.config
             # every layer's output, for these calls only: the sentence vectors of `embed` need none of them
             before, config.output_hidden_states = config.output_hidden_states, self.word_layer is not None
             try:

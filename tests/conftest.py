@@ -19,10 +19,11 @@ TODAY = dt.date(2026, 11, 21)
 
 
 @pytest.fixture(scope="session")
-def embedder():
+def embedder(tmp_path_factory):
     from index.embed import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder()
+    # exported for ONNX Runtime once per session, into the session's folder rather than the checkout's data/
+    return SentenceTransformerEmbedder(models_dir=tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")

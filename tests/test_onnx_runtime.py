@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 
 import numpy as np
 import pytest
@@ -79,3 +82,71 @@ def test_settings_can_turn_onnx_runtime_off(tmp_path):
     settings = load_settings(env={"POLICYBOT_ONNX_RUNTIME": "false", "POLICYBOT_DATA": str(tmp_path)})
     runtime = Runtime(settings)
     assert settings.onnx_runtime is False and runtime.embedder._onnx is None and runtime.safeguarding_embedder._onnx is None
+
+
+def only_export(models_dir):
+    [path] = (models_dir / "onnx").glob(f"*/{onnx_runtime.FILE}")
+    return path
+
+
+def test_a_damaged_export_is_exported_again(tmp_path, pytorch, caplog):
+    first = SentenceTransformerEmbedder(models_dir=tmp_path)
+    assert first._onnx is not None
+    path = only_export(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by another account that runs the bot from the same folder
+    path.write_bytes(b"half a file, as a full disk leaves it")
+    with caplog.at_level(logging.WARNING, logger="index.onnx_runtime"):
+        again = SentenceTransformerEmbedder(models_dir=tmp_path)
+        assert again._onnx is not None
+    assert any("is unusable" in r.getMessage() for r in caplog.records)
+    assert only_export(tmp_path) == path and path.stat().st_size > 1_000_000
+    assert cosines(again.embed(QUESTIONS), pytorch.embed(QUESTIONS)).min() > 0.9999
+
+
+def test_an_export_that_does_not_give_this_models_vectors_is_not_used(tmp_path, pytorch, caplog):
+    pytorch._model  # noqa: B018 - resolves the model folder
+    # a graph of the same model without the word layer stands for a file written by another model or torch
+    other = onnx_runtime.load(pytorch._model, pytorch.name, pytorch._path, None, tmp_path / "other")
+    assert other is not None
+    [wrong] = (tmp_path / "other").glob(f"*/{onnx_runtime.FILE}")
+    target = tmp_path / "models" / "onnx" / onnx_runtime._key(pytorch.name, pytorch._path, 4) / onnx_runtime.FILE
+    target.parent.mkdir(parents=True)
+    target.write_bytes(wrong.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="index.onnx_runtime"):
+        embedder = SentenceTransformerEmbedder(models_dir=tmp_path / "models")
+        assert embedder._onnx is not None
+    assert any("is unusable" in r.getMessage() and "differ from PyTorch" in r.getMessage() for r in caplog.records)
+    assert target.read_bytes() != wrong.read_bytes()
+    mine, my_words = embedder.embed_question(QUESTIONS[0])
+    theirs, their_words = pytorch.embed_question(QUESTIONS[0])
+    assert cosines(my_words[0].vectors, their_words[0].vectors).min() > 0.9999
+
+
+def test_an_export_removes_the_models_older_exports_and_stale_temporary_files(tmp_path, pytorch):
+    pytorch._model  # noqa: B018 - resolves the model folder
+    key = onnx_runtime._key(pytorch.name, pytorch._path, 4)
+    folder = tmp_path / "onnx" / key
+    older = tmp_path / "onnx" / (key[:-16] + "0" * 16)  # the same model, before its weights or torch changed
+    another = tmp_path / "onnx" / onnx_runtime._key("another-model", pytorch._path, 4)
+    first_release = tmp_path / "onnx" / (key[:-26] + "-" + "1" * 16)  # named without the model's own hash
+    for kept_or_not in (older, another, folder, first_release):
+        kept_or_not.mkdir(parents=True)
+    (older / onnx_runtime.FILE).write_bytes(b"old")
+    stale, fresh = folder / f"{onnx_runtime.TEMPORARY}stale.onnx", folder / f"{onnx_runtime.TEMPORARY}fresh.onnx"
+    stale.write_bytes(b"left by an interrupted export")
+    fresh.write_bytes(b"a rival process exporting now")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert onnx_runtime.load(pytorch._model, pytorch.name, pytorch._path, 4, tmp_path / "onnx") is not None
+    assert not older.exists() and not first_release.exists() and another.is_dir()
+    assert not stale.exists() and fresh.exists()
+    assert json.loads((folder / onnx_runtime.NOTE).read_text())["model"] == pytorch.name
+
+
+def test_a_model_that_does_not_start_with_a_transformer_stays_on_pytorch(tmp_path, caplog):
+    class Pooling:  # a model folder whose first module is not a Transformer: its graph would not be what ST runs
+        pass
+
+    with caplog.at_level(logging.WARNING, logger="index.onnx_runtime"):
+        assert onnx_runtime.load([Pooling()], "odd-model", tmp_path, None, tmp_path / "onnx") is None
+    assert any("first module is Pooling" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "onnx").exists()
