@@ -94,9 +94,10 @@ class SentenceTransformerEmbedder(Embedder):
     """A real sentence-transformers model on the CPU, loaded on first use."""
 
     # Texts per forward pass when building an index. ONNX Runtime keeps the memory its largest batch needed, so
-    # a smaller batch holds the peak down, and builds no slower: building the bundled policies' index
-    # (bench/bench_retrieval.py, 2026-12-03) took 16.8 s and peaked at 1,824 MB with 64, 8.0 s and 944 MB with 16
-    # (PyTorch: 13.3 s and 1,270 MB with 64, 7.9 s and 735 MB with 16).
+    # a smaller batch holds the peak down, and builds no slower. bench/bench_retrieval.py on 2026-12-03 (index
+    # build of the bundled policies, then 404 questions; the peak is of both): 16.8 s and 1,824 MB with 64,
+    # 7.6 s and 994 MB with 16 (an earlier run: 8.0 s, 944 MB); PyTorch 13.3 s and 1,270 MB with 64, 7.5 s and
+    # 745 MB with 16.
     BATCH_SIZE = 16
 
     def __init__(self, model: str | None = None, batch_size: int = BATCH_SIZE, models_dir: Path = Path("data/models"),
@@ -140,7 +141,9 @@ class SentenceTransformerEmbedder(Embedder):
 
     @cached_property
     def dimension(self) -> int:  # type: ignore[override]
-        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        with self._lock:
+            model = self._model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -82,10 +82,14 @@ def load(model, name: str, model_dir: Path, word_layer: int | None, cache_dir: P
             try:
                 return _checked(model, folder / FILE, word_layer)
             except Exception as exc:  # written by another model or torch, or damaged: export it again, once
+                # (the file stays until the new one replaces it: the fault may have been this process's, not the file's)
                 log.warning("the ONNX export %s is unusable (%s: %s); exporting again", folder.name, type(exc).__name__, exc)
-                (folder / FILE).unlink(missing_ok=True)
-        session = _export(model, name, model_dir, word_layer, folder)
-        _tidy(folder)
+        session = _export(model, word_layer, folder)
+        try:  # housekeeping: a failure here costs disk space, not the export just made
+            _write_note(folder, name, model_dir, word_layer)
+            _tidy(folder, word_layer)
+        except OSError as exc:
+            log.warning("could not tidy the ONNX exports in %s (%s)", folder.parent, exc)
         return session
     except Exception as exc:  # any model directory may be named: a model the exporter cannot take still answers
         log.warning("model %s runs without ONNX Runtime (%s: %s); questions take longer", name, type(exc).__name__, exc)
@@ -109,9 +113,9 @@ def _model_prefix(name: str, model_dir: Path) -> str:
     return f"{slug}-{hashlib.sha256(json.dumps([name, str(Path(model_dir).resolve())]).encode()).hexdigest()[:8]}-"
 
 
-def _export(model, name: str, model_dir: Path, word_layer: int | None, folder: Path) -> OnnxTransformer:
+def _export(model, word_layer: int | None, folder: Path) -> OnnxTransformer:
     """Trace the transformer on a short text, check it, and move it into place atomically (a rival process may
-    export too); a note of what it was exported from goes beside it, for whoever looks in the folder."""
+    export too)."""
     import torch
 
     class Transformer(torch.nn.Module):
@@ -140,24 +144,41 @@ def _export(model, name: str, model_dir: Path, word_layer: int | None, folder: P
         os.replace(temporary, folder / FILE)
     finally:
         Path(temporary).unlink(missing_ok=True)
-    note = {"model": name, "directory": str(Path(model_dir).resolve()), "word_layer": word_layer, "recipe": RECIPE,
-            "torch": torch.__version__, "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (folder / NOTE).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
     log.info("exported %s for ONNX Runtime", folder.name)
     return session
 
 
-def _tidy(folder: Path) -> None:
-    """Remove this model's exports for older weights or torch versions, and temporary files an interrupted
-    export left over an hour ago (a younger one may be a rival process's export in progress)."""
+def _write_note(folder: Path, name: str, model_dir: Path, word_layer: int | None) -> None:
+    """What the export was made from, for whoever looks in the folder, and for `_tidy`."""
+    import torch
+
+    note = {"model": name, "directory": str(Path(model_dir).resolve()), "word_layer": word_layer, "recipe": RECIPE,
+            "torch": torch.__version__, "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY, suffix=".json", dir=folder)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(note, out, indent=2)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, folder / NOTE)
+
+
+def _tidy(folder: Path, word_layer: int | None) -> None:
+    """Remove this model's exports for the same word layer but older weights, recipe or torch, once they are a
+    day old (another process may still be starting from a younger one), and temporary files an interrupted export
+    left over an hour ago (a younger one may be a rival process's export in progress)."""
     prefix = folder.name[: -16]
     slug = prefix[: -10]
     for other in folder.parent.iterdir():
-        # the first release named a folder `slug-<16 hex>`, without the model's own hash
+        # the first release named a folder `slug-<16 hex>`, without the model's own hash, and wrote no note
         earlier = re.fullmatch(re.escape(slug) + "-[0-9a-f]{16}", other.name)
-        if other != folder and other.is_dir() and (other.name.startswith(prefix) or earlier):
+        if other == folder or not other.is_dir() or not (other.name.startswith(prefix) or earlier):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if time.time() - (other / FILE).stat().st_mtime < 86400:
+                continue
+            if (other / NOTE).is_file() and json.loads((other / NOTE).read_text(encoding="utf-8")).get("word_layer") != word_layer:
+                continue
             shutil.rmtree(other, ignore_errors=True)
-    for stray in folder.glob(TEMPORARY + "*.onnx"):
+    for stray in [*folder.glob(TEMPORARY + "*.onnx"), *folder.glob(TEMPORARY + "*.json")]:
         with contextlib.suppress(OSError):
             if time.time() - stray.stat().st_mtime > 3600:
                 stray.unlink()

@@ -122,24 +122,46 @@ def test_an_export_that_does_not_give_this_models_vectors_is_not_used(tmp_path, 
     assert cosines(my_words[0].vectors, their_words[0].vectors).min() > 0.9999
 
 
+def fake_export(folder, days_old: float, word_layer: int | None = 4, note: bool = True):
+    folder.mkdir(parents=True)
+    (folder / onnx_runtime.FILE).write_bytes(b"an export")
+    if note:
+        (folder / onnx_runtime.NOTE).write_text(json.dumps({"word_layer": word_layer}))
+    then = time.time() - days_old * 86400
+    os.utime(folder / onnx_runtime.FILE, (then, then))
+    return folder
+
+
 def test_an_export_removes_the_models_older_exports_and_stale_temporary_files(tmp_path, pytorch):
     pytorch._model  # noqa: B018 - resolves the model folder
     key = onnx_runtime._key(pytorch.name, pytorch._path, 4)
-    folder = tmp_path / "onnx" / key
-    older = tmp_path / "onnx" / (key[:-16] + "0" * 16)  # the same model, before its weights or torch changed
-    another = tmp_path / "onnx" / onnx_runtime._key("another-model", pytorch._path, 4)
-    first_release = tmp_path / "onnx" / (key[:-26] + "-" + "1" * 16)  # named without the model's own hash
-    for kept_or_not in (older, another, folder, first_release):
-        kept_or_not.mkdir(parents=True)
-    (older / onnx_runtime.FILE).write_bytes(b"old")
+    onnx, folder = tmp_path / "onnx", tmp_path / "onnx" / key
+    # the same model and word layer, exported before its weights or torch changed
+    older = fake_export(onnx / (key[:-16] + "0" * 16), days_old=3)
+    recent = fake_export(onnx / (key[:-16] + "1" * 16), days_old=0.1)  # another process may be starting from it
+    other_layer = fake_export(onnx / (key[:-16] + "2" * 16), days_old=3, word_layer=3)  # still in use with that layer
+    first_release = fake_export(onnx / (key[:-26] + "-" + "3" * 16), days_old=3, note=False)  # named without the model's hash
+    another = fake_export(onnx / onnx_runtime._key("another-model", pytorch._path, 4), days_old=3)
+    folder.mkdir()
     stale, fresh = folder / f"{onnx_runtime.TEMPORARY}stale.onnx", folder / f"{onnx_runtime.TEMPORARY}fresh.onnx"
     stale.write_bytes(b"left by an interrupted export")
     fresh.write_bytes(b"a rival process exporting now")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    assert onnx_runtime.load(pytorch._model, pytorch.name, pytorch._path, 4, tmp_path / "onnx") is not None
-    assert not older.exists() and not first_release.exists() and another.is_dir()
+    assert onnx_runtime.load(pytorch._model, pytorch.name, pytorch._path, 4, onnx) is not None
+    assert not older.exists() and not first_release.exists()
+    assert recent.is_dir() and other_layer.is_dir() and another.is_dir()
     assert not stale.exists() and fresh.exists()
     assert json.loads((folder / onnx_runtime.NOTE).read_text())["model"] == pytorch.name
+
+
+def test_an_export_is_used_when_its_housekeeping_fails(tmp_path, pytorch, caplog):
+    pytorch._model  # noqa: B018 - resolves the model folder
+    folder = tmp_path / "onnx" / onnx_runtime._key(pytorch.name, pytorch._path, 4)
+    (folder / onnx_runtime.NOTE).mkdir(parents=True)  # the note cannot be written, as on a full disk
+    with caplog.at_level(logging.WARNING, logger="index.onnx_runtime"):
+        assert onnx_runtime.load(pytorch._model, pytorch.name, pytorch._path, 4, tmp_path / "onnx") is not None
+    assert any("could not tidy" in r.getMessage() for r in caplog.records)
+    assert (folder / onnx_runtime.FILE).is_file()
 
 
 def test_a_model_that_does_not_start_with_a_transformer_stays_on_pytorch(tmp_path, caplog):
