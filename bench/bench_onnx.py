@@ -22,10 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 QUESTIONS = ROOT.parent / "shared" / "eval" / "dev-questions.yaml"
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+from bench_retrieval import percentile  # noqa: E402 - this folder is on the path when a script in it runs
 
 
 def main() -> None:

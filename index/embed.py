@@ -209,16 +209,16 @@ class SentenceTransformerEmbedder(Embedder):
                 features = module(features)
         out = []
         for row in range(len(batch)):
+            sentence = _unit(features["sentence_embedding"][row].float().numpy()[None, :])[0]
             if not with_words:
-                out.append((_unit(features["sentence_embedding"][row].float().numpy()[None, :])[0], None))
+                out.append((sentence, None))
                 continue
             mask = features["attention_mask"][row].bool().numpy()  # drop the padding
             ids = features["input_ids"][row].numpy()[mask]
             chosen = np.array([keep(int(i)) for i in ids], dtype=bool)
             vectors = _unit(words[row].float().numpy()[mask][chosen])
             last_vectors = vectors if self.word_layer is None else _unit(last[row].float().numpy()[mask][chosen])
-            sentence = features["sentence_embedding"][row].float().numpy()[None, :]
-            out.append((_unit(sentence)[0], TokenVectors(ids[chosen].astype(np.int64), vectors, last_vectors, self.word_layer)))
+            out.append((sentence, TokenVectors(ids[chosen].astype(np.int64), vectors, last_vectors, self.word_layer)))
         return out
 
     @cached_property

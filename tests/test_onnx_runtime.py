@@ -31,9 +31,14 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
+def only_export(models_dir):
+    [path] = (models_dir / "onnx").glob(f"*/{onnx_runtime.FILE}")
+    return path
+
+
 def test_the_exported_model_gives_pytorchs_vectors(pytorch, exported):
     assert exported._onnx is not None and pytorch._onnx is None
-    assert len(list((exported._models_dir / "onnx").glob(f"*/{onnx_runtime.FILE}"))) == 1
+    assert only_export(exported._models_dir).is_file()  # exactly one
     # sentence vectors of a padded batch (texts of very different lengths), as the index and the safeguarding gate embed
     assert cosines(exported.embed(QUESTIONS), pytorch.embed(QUESTIONS)).min() > 0.9999
     assert not np.array_equal(exported.embed(QUESTIONS), pytorch.embed(QUESTIONS))  # equal to rounding: another runtime ran it
@@ -49,7 +54,7 @@ def test_the_exported_model_gives_pytorchs_vectors(pytorch, exported):
 
 def test_the_export_is_reused_by_the_next_process(exported):
     exported._onnx  # noqa: B018 - exported on first use
-    [path] = (exported._models_dir / "onnx").glob(f"*/{onnx_runtime.FILE}")
+    path = only_export(exported._models_dir)
     written = path.stat().st_mtime_ns
     again = SentenceTransformerEmbedder(models_dir=exported._models_dir)
     assert again._onnx is not None
@@ -82,11 +87,6 @@ def test_settings_can_turn_onnx_runtime_off(tmp_path):
     settings = load_settings(env={"POLICYBOT_ONNX_RUNTIME": "false", "POLICYBOT_DATA": str(tmp_path)})
     runtime = Runtime(settings)
     assert settings.onnx_runtime is False and runtime.embedder._onnx is None and runtime.safeguarding_embedder._onnx is None
-
-
-def only_export(models_dir):
-    [path] = (models_dir / "onnx").glob(f"*/{onnx_runtime.FILE}")
-    return path
 
 
 def test_a_damaged_export_is_exported_again(tmp_path, pytorch, caplog):
