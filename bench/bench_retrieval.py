@@ -8,7 +8,7 @@ Each method runs in its own child process so peak memory is its own.
 
 Prints index build time, warm question latency p50/p95, peak RSS and hit@1/3/5,
 and every figure of ours as a ratio to the baseline. `--model` runs ours with another
-embedding model (the baseline keeps the bundled one), to weigh a larger model's cost;
+embedding model (the baseline keeps the default one), to weigh a larger model's cost;
 `--torch` runs both models with PyTorch instead of ONNX Runtime (index/onnx_runtime.py).
 """
 
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--questions", nargs="+", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", choices=["ours", "baseline"])
-    parser.add_argument("--model", help="embedding model for ours (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--model", help="embedding model for ours (default: all-mpnet-base-v2)")
     parser.add_argument("--torch", action="store_true", help="run the models with PyTorch, not ONNX Runtime")
     args = parser.parse_args()
     rows = load_rows(args.questions)
@@ -148,7 +148,7 @@ def main() -> None:
         return
     baseline = child("baseline", args.questions, args.repeats, torch=args.torch)
     ours = child("ours", args.questions, args.repeats, args.model, args.torch)
-    print(f"ours: model {args.model or 'bundled all-MiniLM-L6-v2'}; baseline: bundled all-MiniLM-L6-v2; "
+    print(f"ours: model {args.model or 'all-mpnet-base-v2 (the default)'}; baseline: the default model; "
           f"both run with {'PyTorch' if args.torch else 'ONNX Runtime'}")
     print(f"questions: {ours['questions']} answerable from {', '.join(p.name for p in args.questions if p.is_file())}; "
           f"latency over {args.repeats} passes of every question; 2-core CPU")

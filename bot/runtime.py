@@ -1,4 +1,9 @@
-"""Assemble the pipeline from settings: the one place that wires the parts together."""
+"""Assemble the bot from settings: the one place that wires the parts together.
+
+Each part is built on first use, so `policybot --help` imports nothing heavy and
+a command builds only what it needs. The chat platforms get one conversation
+core (`conversation`) over one index, one model, one gate and one database.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,9 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 
-from bot.answer import Answerer
-from bot.coverage import Coverage, coverage_for
+from bot.core.coverage import Coverage, coverage_for
 from bot.settings import Settings
 from index import publish
-from index.catalogue import Catalogue, load_catalogue
-from index.embed import SentenceTransformerEmbedder
-from index.live import LiveIndex
 
 log = logging.getLogger(__name__)
 
@@ -23,46 +24,93 @@ class Runtime:
     settings: Settings
 
     @cached_property
-    def catalogue(self) -> Catalogue:
-        return load_catalogue(self.settings.policies_dir)
+    def embedder(self):
+        from index.embed import SentenceTransformerEmbedder
 
-    @cached_property
-    def embedder(self) -> SentenceTransformerEmbedder:
         return SentenceTransformerEmbedder(self.settings.model, models_dir=self.settings.model_store, onnx=self.settings.onnx_runtime)
 
     @cached_property
-    def safeguarding_embedder(self) -> SentenceTransformerEmbedder:
-        """The bundled model unless settings name another: the gate's thresholds and learned boundary are
-        calibrated for it, so choosing a larger model for answers must not change which concerns are caught."""
-        embedder = SentenceTransformerEmbedder(self.settings.safeguarding_model, models_dir=self.settings.model_store,
-                                               onnx=self.settings.onnx_runtime)
-        return self.embedder if embedder.name == self.embedder.name else embedder
+    def reference_vectors(self):
+        """Vectors of fixed texts (areas of school life), cached on disk by model (index/vector_cache.py)."""
+        from index.vector_cache import VectorCache
+
+        return VectorCache(self.embedder, self.settings.model_store / "cache")
 
     @cached_property
-    def index(self) -> LiveIndex:
-        return LiveIndex(self.settings.index_dir, self.embedder)
+    def index(self):
+        from index.live import LiveIndex
+
+        return LiveIndex(self.settings.index_dir, self.embedder, policies_dir=self.settings.policies_dir,
+                         reference_vectors=self.reference_vectors.vectors)
+
+    @property
+    def catalogue(self):
+        """The catalogue of the published index (what answers use), not catalogue.yaml as it stands on disk."""
+        return self.index.current().catalogue
 
     @cached_property
-    def safeguarding(self):
-        from bot.safeguarding import SafeguardingDetector
+    def answerer(self):
+        from bot.core.answering import Answerer
 
-        return SafeguardingDetector(self.safeguarding_embedder)
+        thresholds = self.settings.answer_thresholds
+        coverage = coverage_for(self.embedder.name, Coverage(**thresholds.model_dump()) if thresholds else None)
+        return Answerer(self.index, coverage=coverage, today=dt.date.today)
+
+    @cached_property
+    def gate(self):
+        from bot.safeguarding.examples import SHIPPED, load_examples
+        from bot.safeguarding.gate import SafeguardingGate, Thresholds
+
+        own = self.settings.safeguarding
+        folders = [SHIPPED] + ([own.examples_dir] if own.examples_dir else [])
+        defaults = Thresholds()
+        thresholds = Thresholds(concern=own.concern_threshold if own.concern_threshold is not None else defaults.concern,
+                                unsure=own.unsure_threshold if own.unsure_threshold is not None else defaults.unsure)
+        return SafeguardingGate(self.gate_embedder, load_examples(folders), self.settings.model_store / "cache", thresholds)
+
+    @cached_property
+    def gate_embedder(self):
+        """The gate's own model: the small model with its fine-tuned adapter (bot/safeguarding/gate.py)."""
+        from bot.safeguarding.gate import ADAPTER, GATE_MODEL
+        from index.embed import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(GATE_MODEL, models_dir=self.settings.model_store, onnx=self.settings.onnx_runtime,
+                                           adapter=ADAPTER if ADAPTER.is_file() else None)
+
+    @cached_property
+    def database(self):
+        from bot.storage.database import Database
+
+        return Database(self.settings.database)
+
+    @cached_property
+    def state(self):
+        from bot.core.state import ConversationState
+
+        return ConversationState(self.database)
 
     @cached_property
     def escalations(self):
-        from bot.escalation_store import EscalationStore
+        from bot.escalation.store import EscalationStore
 
-        return EscalationStore(self.settings.database)
+        return EscalationStore(self.database)
 
-    @cached_property
-    def answerer(self) -> Answerer:
-        thresholds = self.settings.answer_thresholds
-        coverage = coverage_for(self.embedder.name, Coverage(**thresholds.model_dump()) if thresholds else None)
-        return Answerer(self.catalogue, self.index, today=dt.date.today, coverage=coverage, safeguarding=self.safeguarding)
+    def conversation(self, deliverer=None):
+        """The conversation core; `deliverer` is the chat platforms' escalation delivery (None: the terminal, which
+        alerts nobody and says so)."""
+        from bot.core.conversation import Conversation
+
+        return Conversation(self.settings, self.answerer, self.gate, self.state, self.escalations if deliverer else None,
+                            deliverer, reindex=lambda: self.build_index(progress=False).summary())
+
+    def warm(self) -> None:
+        """Load the model and the index, embed the areas and fit the gate now, not on the first message."""
+        retriever = self.index.current().retriever
+        retriever.areas.nearest(self.embedder.embed(["warm up"]), self.embedder, self.reference_vectors.vectors)
+        self.gate.warm()
 
     def build_index(self, *, dry_run: bool = False, keep: int = publish.KEEP, progress: bool | None = None) -> publish.ChangeReport:
         """Publish what changed in the policies folder as a new index version and start serving it."""
-        self.__dict__.pop("catalogue", None)  # the catalogue may have been edited too
         report = publish.publish(self.settings.policies_dir, self.settings.index_dir, self.embedder,
                                  dry_run=dry_run, keep=keep, progress=progress)
         if report.published and "index" in self.__dict__:
@@ -79,9 +127,19 @@ class Runtime:
         return publish.is_stale(self.settings.index_dir, self.settings.policies_dir, self.embedder.name)
 
     def ensure_index(self) -> bool:
-        """Build the index when it is missing or out of date; True when a build ran."""
-        if self.index_is_stale():
+        """Build the index when it is missing or out of date; True when a build ran. A policies folder that cannot
+        be built (a broken catalogue, an unreadable file) never stops a bot that has an index to serve: it says so
+        in one line and serves the published version."""
+        from index.errors import PolicyBotError
+
+        try:
+            if not self.index_is_stale():
+                return False
             log.info("index missing or stale; building")
             self.build_index()
             return True
-        return False
+        except PolicyBotError as exc:
+            if publish.current_version(self.settings.index_dir) is None:
+                raise
+            log.warning("the policies were not indexed (%s); still serving the published index", exc)
+            return False

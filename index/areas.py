@@ -56,16 +56,17 @@ class Areas:
             raise AreasError(f"{path} must be a list of areas, one short description per line (`- \"school uniform\"`)")
         return cls([area.strip() for area in raw])
 
-    def nearest(self, vector: np.ndarray, embedder) -> NearestArea | None:
-        """The area nearest a question's (1, dimension) unit vector from `embedder`, None when there are none."""
+    def nearest(self, vector: np.ndarray, embedder, embed=None) -> NearestArea | None:
+        """The area nearest a question's (1, dimension) unit vector from `embedder`, None when there are none.
+        `embed`: how to get the areas' vectors (a cache); the embedder's own `embed` by default."""
         if not self.areas:
             return None
-        similarities = self._embedded(embedder) @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        similarities = self._embedded(embedder, embed) @ np.asarray(vector, dtype=np.float32).reshape(-1)
         best = int(np.argmax(similarities))
         return NearestArea(self.areas[best], float(similarities[best]))
 
-    def _embedded(self, embedder) -> np.ndarray:
+    def _embedded(self, embedder, embed=None) -> np.ndarray:
         with self._lock:  # two first questions at once embed the areas once
             if embedder.name not in self._vectors:
-                self._vectors[embedder.name] = embedder.embed(list(self.areas))
+                self._vectors[embedder.name] = (embed or embedder.embed)(list(self.areas))
             return self._vectors[embedder.name]

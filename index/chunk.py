@@ -61,24 +61,45 @@ def chunk_document(document: Document, cleaned: str) -> list[Chunk]:
     return builder.finish()
 
 
-def passages(chunk: Chunk) -> list[str]:
+@dataclass(frozen=True)
+class Passage:
+    """One sentence or list item of a chunk, as the embedder sees it and as a quote shows it."""
+
+    line: int  # which line of the chunk's text it is on
+    body: str  # the sentence or item
+    intro: str = ""  # the line that introduces a list item ("Employees must not:"), embedded with it
+
+    @property
+    def text(self) -> str:
+        return f"{self.intro} {self.body}".strip() if self.intro else self.body
+
+
+def structured_passages(chunk: Chunk) -> list[Passage]:
     """The sentences and list items of a chunk, each list item with the line that introduces it."""
-    lines = [line for line in chunk.text.split("\n") if line.strip()]
-    out: list[str] = []
+    lines = chunk.text.split("\n")
+    out: list[Passage] = []
     intro = ""
     for index, line in enumerate(lines):
+        if not line.strip():
+            continue
         if line.startswith("- "):
             body, prefix = line[2:], intro
         else:
             body, prefix = line, ""
             intro = line if line.rstrip().endswith(":") else ""
-            if intro and index + 1 < len(lines) and lines[index + 1].startswith("- "):
+            following = next((n for n in lines[index + 1:] if n.strip()), "")
+            if intro and following.startswith("- "):
                 continue  # a lead-in is embedded with each of its items
         for sentence in SENTENCE_END.split(body):
             sentence = sentence.strip()
             if len(sentence) >= 12:
-                out.append(f"{prefix} {sentence}".strip() if prefix else sentence)
+                out.append(Passage(index, sentence, prefix))
     return out
+
+
+def passages(chunk: Chunk) -> list[str]:
+    """The sentences and list items of a chunk, each list item with the line that introduces it."""
+    return [passage.text for passage in structured_passages(chunk)]
 
 
 def _items(lines: list[str]) -> list[_Item]:

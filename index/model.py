@@ -46,3 +46,4 @@ class Hit:
     dense: float = 0.0
     lexical: float = 0.0
     passage: int = 0  # which embedded passage matched best: 0 = the whole chunk, i = passages(chunk)[i - 1]
+    passage_scores: tuple[float, ...] = ()  # each of passages(chunk)'s similarity to the question, in order

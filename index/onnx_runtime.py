@@ -1,19 +1,18 @@
-"""The model's transformer under ONNX Runtime: the same vectors as PyTorch, in about half the time.
+"""The model's transformer under ONNX Runtime: PyTorch's vectors, in about half the time, without PyTorch.
 
 Answering a question runs the embedding model once on a short text, and on two
 cores PyTorch spends much of that in per-operator overhead. The transformer is
-exported once per model to an ONNX file under the models folder (with the
-middle layer word matching reads, index/tokens.py) and run by ONNX Runtime;
-tokenising and pooling stay with sentence-transformers, so any model directory
-whose first module is a Transformer works the same. Measured on this 2-core
-machine (bench/bench_onnx.py, 2026-12-03): a question's pass p50 10.4 -> 6.4 ms
-with the bundled model, 47.1 -> 22.3 ms with all-mpnet-base-v2, every vector at
-cosine 1.000000 to PyTorch's.
+exported once per model into the models folder by a process of its own
+(index/onnx_export.py, the only place torch is imported), with the middle layer
+word matching reads (index/tokens.py) and PyTorch's outputs for a few probe
+texts. A serving process then holds one copy of the weights: tokenising comes
+from the folder's tokenizer.json and pooling is numpy (index/model_folder.py).
 
-An export, fresh or found on disk, is used only after it gave PyTorch's token
-vectors on a padded batch in this process: a stale, foreign or damaged file is
-exported again once, and a model that still fails runs with PyTorch, with one
-warning. `onnx` and `torch.onnx` are used only to export.
+Every load, fresh or from disk, is checked without torch: the probes must give
+PyTorch's token ids and, to cosine 0.999, its sentence and token vectors, run as
+one padded batch through this process's tokenizer, graph and pooling. A stale,
+foreign or damaged export is exported again once; a model that still fails runs
+with PyTorch, with one warning.
 """
 
 from __future__ import annotations
@@ -25,22 +24,35 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
-import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from index.model_folder import ModelFolder
+
 log = logging.getLogger(__name__)
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read when ONNX Runtime starts: see `_no_telemetry`
 
 FILE = "model.onnx"
+REFERENCE = "reference.npz"
 NOTE = "exported-from.json"
 TEMPORARY = "exporting-"
-RECIPE = 1  # bump when the exported graph changes, so every cached export is redone
+RECIPE = 2  # bump when the exported graph or the reference changes, so every cached export is redone
+# texts of very different lengths: the check runs them as one padded batch, as the index embeds passages
+PROBES = (
+    "Is WhatsApp social media?",
+    "What should I do if a parent posts something abusive about me on a school Facebook page after a match?",
+    "Hi",
+    "can i follow old y11s on insta now theyve left",
+)
+TOLERANCE = 0.999  # lowest cosine between this runtime's vectors and PyTorch's
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")  # sharded weights too
+EXPORT_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class OnnxTransformer:
     def __init__(self, path: Path, word_layer: int | None):
         import onnxruntime
 
+        _no_telemetry(onnxruntime)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -70,95 +83,116 @@ class OnnxTransformer:
         return Outputs(last=outputs[0], words=outputs[-1])
 
 
-def load(model, name: str, model_dir: Path, word_layer: int | None, cache_dir: Path) -> OnnxTransformer | None:
-    """The model's transformer under ONNX Runtime, exported into `cache_dir` on first use and checked against
-    PyTorch on every load; None (PyTorch stays) when it cannot be exported, loaded or matched."""
+def _no_telemetry(onnxruntime) -> None:
+    """ONNX Runtime 1.2x records telemetry events (OS, CPU, paths) in ~/.cache/Microsoft/DeveloperTools on Linux
+    unless ORT_DISABLE_TELEMETRY is set before it starts (set at the top of this module); a school's server should
+    not phone home. Turning the events off as well covers a process that loaded onnxruntime before this module."""
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
+
+
+def pool(last: np.ndarray, mask: np.ndarray, folder: ModelFolder) -> np.ndarray:
+    """The model's sentence vectors from its last layer: mean over the real tokens (or the first token), then
+    unit length when the model normalises, as sentence-transformers' Pooling and Normalize modules do."""
+    if folder.pooling == "cls":
+        pooled = last[:, 0, :]
+    else:
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (last * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if folder.normalize:
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled.astype(np.float32)
+
+
+def encode(folder: ModelFolder, texts) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask of a padded batch, as the model's own tokenizer gives them."""
+    encodings = folder.tokenizer.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    return ids, mask
+
+
+def load(name: str, folder: ModelFolder, word_layer: int | None, cache_dir: Path, adapter: Path | None = None) -> OnnxTransformer | None:
+    """The model's transformer (with `adapter` merged in) under ONNX Runtime, exported into `cache_dir` on first use
+    and checked on every load; None (PyTorch stays) when it cannot be exported, loaded or matched."""
     try:
-        first = list(model)[0]
-        if type(first).__name__ != "Transformer" or not hasattr(first, "auto_model"):
-            raise ValueError(f"its first module is {type(first).__name__}, not a sentence-transformers Transformer")
-        folder = Path(cache_dir) / _key(name, model_dir, word_layer)
-        if (folder / FILE).is_file():
+        target = Path(cache_dir) / _key(name, folder.path, word_layer)
+        if (target / FILE).is_file():
             try:
-                return _checked(model, folder / FILE, word_layer)
+                return _verified(target, folder, word_layer)
             except Exception as exc:  # written by another model or torch, or damaged: export it again, once
                 # (the file stays until the new one replaces it: the fault may have been this process's, not the file's)
-                log.warning("the ONNX export %s is unusable (%s: %s); exporting again", folder.name, type(exc).__name__, exc)
-        session = _export(model, word_layer, folder)
+                log.warning("the ONNX export %s is unusable (%s: %s); exporting again", target.name, type(exc).__name__, exc)
+        _export(folder.path, target, word_layer, adapter)
+        session = _verified(target, folder, word_layer)
         try:  # housekeeping: a failure here costs disk space, not the export just made
-            _write_note(folder, name, model_dir, word_layer)
-            _tidy(folder, word_layer)
+            _tidy(target, word_layer)
         except OSError as exc:
-            log.warning("could not tidy the ONNX exports in %s (%s)", folder.parent, exc)
+            log.warning("could not tidy the ONNX exports in %s (%s)", target.parent, exc)
         return session
     except Exception as exc:  # any model directory may be named: a model the exporter cannot take still answers
         log.warning("model %s runs without ONNX Runtime (%s: %s); questions take longer", name, type(exc).__name__, exc)
         return None
 
 
+def _export(model_dir: Path, target: Path, word_layer: int | None, adapter: Path | None = None) -> None:
+    """Export in a process of its own, so this one never imports torch."""
+    target.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "index.onnx_export", str(model_dir), str(target)]
+    if word_layer is not None:
+        command += ["--word-layer", str(word_layer)]
+    if adapter is not None:
+        command += ["--adapter", str(Path(adapter).resolve())]
+    log.info("exporting %s for ONNX Runtime (once per model)", target.name)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_SECONDS,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(f"the export failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
+    log.info("exported %s for ONNX Runtime in %.1fs", target.name, time.perf_counter() - started)
+
+
+def _verified(target: Path, folder: ModelFolder, word_layer: int | None) -> OnnxTransformer:
+    """A session over the export, if this process's tokenizer, graph and pooling give PyTorch's outputs for the
+    probes; a file from another model, layer or torch fails here, as does a damaged one."""
+    with np.load(target / REFERENCE) as data:
+        reference = {key: data[key] for key in data.files}
+    session = OnnxTransformer(target / FILE, word_layer)
+    ids, mask = encode(folder, PROBES)
+    keep = mask.astype(bool)
+    if not np.array_equal(ids[keep], reference["ids"]):
+        raise ValueError("the tokenizer gives other token ids than PyTorch's for the probe texts")
+    got = session(ids, mask)
+    checks = (("sentence", pool(got.last, mask, folder), reference["sentences"]), ("token", got.last[keep], reference["last"]),
+              ("word-layer", got.words[keep], reference["words"]))
+    for what, mine, theirs in checks:
+        if mine.shape != theirs.shape:
+            raise ValueError(f"the exported graph gives {what} vectors of shape {mine.shape}, PyTorch {theirs.shape}")
+        agreement = cosines(mine, theirs).min()
+        if agreement < TOLERANCE:
+            raise ValueError(f"the exported graph's {what} vectors differ from PyTorch's (cosine {agreement:.4f})")
+    return session
+
+
 def _key(name: str, model_dir: Path, word_layer: int | None) -> str:
     """A folder name: the model's name and folder, then a hash that changes when its weights, config, the word
     layer, the recipe or torch's exporter do. Exports of one model share the part before that hash."""
-    import torch
-
     model_dir = Path(model_dir)
     weights = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for pattern in WEIGHT_FILES for f in model_dir.glob(pattern))
     config = model_dir / "config.json"
-    identity = json.dumps([weights, config.read_text(encoding="utf-8") if config.is_file() else "", word_layer, RECIPE, torch.__version__])
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "none"
+    identity = json.dumps([weights, config.read_text(encoding="utf-8") if config.is_file() else "", word_layer, RECIPE, torch_version])
     return f"{_model_prefix(name, model_dir)}{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
 def _model_prefix(name: str, model_dir: Path) -> str:
     slug = "".join(c if c.isalnum() or c in "-." else "-" for c in Path(name).name)[:40]
     return f"{slug}-{hashlib.sha256(json.dumps([name, str(Path(model_dir).resolve())]).encode()).hexdigest()[:8]}-"
-
-
-def _export(model, word_layer: int | None, folder: Path) -> OnnxTransformer:
-    """Trace the transformer on a short text, check it, and move it into place atomically (a rival process may
-    export too)."""
-    import torch
-
-    class Transformer(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=word_layer is not None)
-            return (out.last_hidden_state,) if word_layer is None else (out.last_hidden_state, out.hidden_states[word_layer])
-
-    features = model.tokenizer(["Can I accept a friend request from a former pupil?", "Who approved it?"], padding=True, return_tensors="pt")
-    names = ["last"] + ([] if word_layer is None else ["words"])
-    axes = {n: {0: "batch", 1: "tokens"} for n in ["input_ids", "attention_mask", *names]}
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY, suffix=".onnx", dir=folder)
-    os.close(handle)
-    try:
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on Python control flow, for a graph checked below
-            torch.onnx.export(Transformer(model[0].auto_model).eval(), (features["input_ids"], features["attention_mask"]), temporary,
-                              input_names=["input_ids", "attention_mask"], output_names=names, dynamic_axes=axes,
-                              opset_version=17, dynamo=False)
-        session = _checked(model, Path(temporary), word_layer)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; another account running the bot reads the same folder
-        os.replace(temporary, folder / FILE)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    log.info("exported %s for ONNX Runtime", folder.name)
-    return session
-
-
-def _write_note(folder: Path, name: str, model_dir: Path, word_layer: int | None) -> None:
-    """What the export was made from, for whoever looks in the folder, and for `_tidy`."""
-    import torch
-
-    note = {"model": name, "directory": str(Path(model_dir).resolve()), "word_layer": word_layer, "recipe": RECIPE,
-            "torch": torch.__version__, "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY, suffix=".json", dir=folder)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(note, out, indent=2)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, folder / NOTE)
 
 
 def _tidy(folder: Path, word_layer: int | None) -> None:
@@ -178,33 +212,11 @@ def _tidy(folder: Path, word_layer: int | None) -> None:
             if (other / NOTE).is_file() and json.loads((other / NOTE).read_text(encoding="utf-8")).get("word_layer") != word_layer:
                 continue
             shutil.rmtree(other, ignore_errors=True)
-    for stray in [*folder.glob(TEMPORARY + "*.onnx"), *folder.glob(TEMPORARY + "*.json")]:
+    for stray in [*folder.glob(TEMPORARY + "*")]:
         with contextlib.suppress(OSError):
             if time.time() - stray.stat().st_mtime > 3600:
                 stray.unlink()
 
 
-def _checked(model, path: Path, word_layer: int | None) -> OnnxTransformer:
-    """A session over `path`, if it gives PyTorch's token vectors on a padded batch of other lengths than the
-    export was traced on; a file from another model, layer or torch fails here, as does a damaged one."""
-    import torch
-
-    texts = ["Is WhatsApp social media?", "What should I do if a parent posts something abusive about me on a school Facebook page?", "Hi"]
-    features = model.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        expected = model[0].auto_model(input_ids=features["input_ids"], attention_mask=features["attention_mask"], output_hidden_states=True)
-    session = OnnxTransformer(path, word_layer)
-    got = session(features["input_ids"].numpy(), features["attention_mask"].numpy())
-    mask = features["attention_mask"].numpy().astype(bool)
-    pairs = [(got.last, expected.last_hidden_state)] + ([] if word_layer is None else [(got.words, expected.hidden_states[word_layer])])
-    for mine, theirs in pairs:
-        if mine.shape != tuple(theirs.shape):
-            raise ValueError(f"the exported graph gives token vectors of shape {mine.shape}, PyTorch {tuple(theirs.shape)}")
-        agreement = _cosines(mine[mask], theirs.float().numpy()[mask]).min()
-        if agreement < 0.999:
-            raise ValueError(f"the exported graph's token vectors differ from PyTorch's (cosine {agreement:.4f})")
-    return session
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)

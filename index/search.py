@@ -25,7 +25,7 @@ from index.embed import Embedder
 from index.lexical import GENERIC, LexicalIndex, Synonyms, tokens, words
 from index.model import Chunk, Hit
 from index.store import StoredIndex
-from index.tokens import TokenTable, WordMatcher, embed_words, inverse_document_frequency
+from index.tokens import TokenTable, TokenVectors, WordMatcher, embed_words, inverse_document_frequency
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,21 @@ class Weights:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """A question through the model: its sentence vector and its word pieces."""
+
+    vector: np.ndarray  # (dimension,) unit length
+    pieces: TokenVectors
+
+
+@dataclass(frozen=True)
 class Match:
     """A school's best chunks for a question, and what else the question is near."""
 
     hits: list[Hit]
     nearest_passage: float  # the question's best cosine to any passage of the school's policies
     area: NearestArea | None  # the nearest area of school life of `index/areas.yaml`
+    encoded: Encoded | None = None
 
     @property
     def area_lead(self) -> float:
@@ -74,11 +83,12 @@ class _School:
 
 class Retriever:
     def __init__(self, stored: StoredIndex, embedder: Embedder, synonyms: Synonyms | None = None, weights: Weights = Weights(),
-                 areas: Areas | None = None):
+                 areas: Areas | None = None, reference_vectors=None):
         self.stored = stored
         self.embedder = embedder
         self.synonyms = synonyms or Synonyms.load()
         self.areas = areas if areas is not None else _shipped_areas()
+        self.reference_vectors = reference_vectors  # cached vectors of fixed texts (the areas): index/vector_cache.py
         self.weights = weights
         self._schools: dict[str, _School] = {}
         self._first_passage: dict[int, int] = {}
@@ -107,23 +117,25 @@ class Retriever:
     def search(self, question: str, school: str, k: int = 5) -> list[Hit]:
         return self.match(question, school, k).hits
 
-    def match(self, question: str, school: str, k: int = 5) -> Match:
+    def encode(self, question: str) -> Encoded:
+        """The question through the model once: its sentence vector (retrieval, the area check and the safeguarding
+        gate all read it) and its word pieces."""
+        vector, pieces = self.embedder.embed_question(question)
+        return Encoded(vector[0], pieces[0])
+
+    def match(self, question: str, school: str, k: int = 5, encoded: Encoded | None = None) -> Match:
         """The k best chunks of the school's policies, best first, and how near the question is to them and
-        to the nearest area of school life those policies may not cover (index/areas.py)."""
+        to the nearest area of school life those policies may not cover (index/areas.py). `encoded`: the question
+        already through the model (`encode`)."""
         if school not in self._schools:
             raise UnknownSchool(f"No policies are indexed for school {school!r}; indexed schools: {', '.join(self.schools) or 'none'}")
         data = self._schools[school]
-        # a staff word the policy never uses ("ex-pupil" where it says "former students"): match its own word too.
-        # Looser rewordings ("spy on" -> "monitor") help rank the clauses; each clause's confidence sees only
-        # the question and its synonyms, so a loose match does not lift an off-topic question's confidence.
-        synonym = self.synonyms.in_vocabulary(question, data.vocabulary)
-        rewording = self.synonyms.in_vocabulary(question, data.vocabulary, loose=True)
-        also = ([synonym] if synonym is not None else []) + ([rewording] if rewording not in (None, synonym) else [])
-        vector, word_pieces = self.embedder.embed_question(question, tuple(also))
-        ranking, judging = zip(*(data.words.scores(pieces) for pieces in word_pieces))
-        judged = judging[: 2 if synonym is not None else 1]  # the question, then its synonym rewording
-        word_scores, judging_scores = np.max(ranking, axis=0), np.max(judged, axis=0)
-        dense = self._dense(vector, data)
+        encoded = encoded or self.encode(question)
+        # each question word's nearest word in each chunk: the word layer ranks, the last layer judges (index/tokens.py).
+        # Rewording the question with the synonym list before this helped the small model; with all-mpnet-base-v2 it
+        # cost hit@1 (0.734 -> 0.712 on sets A1-A4, docs/answering.md), so the model sees the staff member's own words.
+        word_scores, judging_scores = data.words.scores(encoded.pieces)
+        dense = self._dense(encoded.vector[None, :], data)
         query_terms = tokens(question)
         expansion = [t for t in tokens(" ".join(self.synonyms.expand(question))) if t not in query_terms]
         bm25 = np.asarray(data.lexical.scores(query_terms, expansion))
@@ -134,14 +146,15 @@ class Retriever:
             chunk = self.stored.chunks[ordinal]
             assert chunk.school == school  # never answer from another school's policy
             coverage = data.lexical.coverage(query_terms, position, expansion)
-            whole, part, passage = dense.get(int(ordinal), (0.0, 0.0, 0))
+            whole, part, passage, parts = dense.get(int(ordinal), (0.0, 0.0, 0, ()))
             shared = w.whole * whole + w.part * part + w.coverage * coverage + w.bm25 * float(bm25_norm[position])
             score = (shared + w.words * float(word_scores[position])) / w.total
             confidence = (shared + w.words * float(judging_scores[position])) / w.total
-            hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage, passage=passage))
+            hits.append(Hit(chunk=chunk, score=score, confidence=confidence, dense=max(whole, part), lexical=coverage,
+                            passage=passage, passage_scores=parts))
         hits.sort(key=lambda hit: hit.score, reverse=True)
-        nearest = max((max(whole, part) for whole, part, _ in dense.values()), default=0.0)
-        return Match(hits[:k], nearest, self.areas.nearest(vector, self.embedder))
+        nearest = max((max(whole, part) for whole, part, _, _ in dense.values()), default=0.0)
+        return Match(hits[:k], nearest, self.areas.nearest(encoded.vector[None, :], self.embedder, self.reference_vectors), encoded)
 
     def unknown_share(self, question: str, school: str) -> float:
         """Share of the question's content words that this school's policies never use, nor any synonym of them.
@@ -159,8 +172,9 @@ class Retriever:
                 known |= group & terms
         return len(terms - known) / len(terms)
 
-    def _dense(self, vector: np.ndarray, data: _School) -> dict[int, tuple[float, float, int]]:
-        """Per chunk ordinal: the whole chunk's similarity, its best sentence or item's, and which item that was."""
+    def _dense(self, vector: np.ndarray, data: _School) -> dict[int, tuple[float, float, int, tuple[float, ...]]]:
+        """Per chunk ordinal: the whole chunk's similarity, its best sentence or item's, which item that was, and
+        every item's similarity in order (for choosing what to quote)."""
         import faiss
 
         if not len(data.passage_ids):
@@ -168,7 +182,7 @@ class Retriever:
         params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(data.passage_ids))
         scores, ids = self.stored.vectors.search(vector, int(len(data.passage_ids)), params=params)
         whole: dict[int, float] = {}
-        part: dict[int, tuple[float, int]] = {}
+        parts: dict[int, dict[int, float]] = defaultdict(dict)
         for score, passage in zip(scores[0], ids[0]):
             if passage < 0:
                 continue
@@ -176,10 +190,17 @@ class Retriever:
             within = int(passage) - self._first_passage[ordinal]
             if within == 0:
                 whole[ordinal] = float(score)
-            elif float(score) > part.get(ordinal, (-1.0, 0))[0]:
-                part[ordinal] = (float(score), within)
-        # a chunk of one sentence has only its whole-chunk passage, which is also its best part
-        return {o: (w, *part.get(o, (w, 0))) for o, w in whole.items()}
+            else:
+                parts[ordinal][within] = float(score)
+        out = {}
+        for ordinal, w in whole.items():
+            items = parts.get(ordinal, {})
+            if not items:  # a chunk of one sentence has only its whole-chunk passage, which is also its best part
+                out[ordinal] = (w, w, 0, ())
+                continue
+            best = max(items, key=items.get)
+            out[ordinal] = (w, items[best], best, tuple(items[i] for i in sorted(items)))
+        return out
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real bundled model and a real FAISS index over the bundled policies."""
+"""Shared fixtures: the real default model, a real FAISS index over the bundled policies, the real safeguarding gate."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
-TEST_DATA = ROOT / "tests" / "data"  # the held-out, blind and dev-style sets
+TEST_DATA = ROOT / "tests" / "data"  # the held-out, blind, dev-style and first-look sets
 TODAY = dt.date(2026, 11, 21)
 
 
 @pytest.fixture(scope="session")
-def embedder(tmp_path_factory):
+def models_dir(tmp_path_factory) -> Path:
+    """The session's models folder: the default model is assembled and exported for ONNX Runtime here once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def embedder(models_dir):
     from index.embed import SentenceTransformerEmbedder
 
-    # exported for ONNX Runtime once per session, into the session's folder rather than the checkout's data/
-    return SentenceTransformerEmbedder(models_dir=tmp_path_factory.mktemp("models"))
+    return SentenceTransformerEmbedder(models_dir=models_dir)
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +42,34 @@ def bundled_index(tmp_path_factory, embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
-def answerer(bundled_index, embedder):
-    from bot.answer import Answerer
-    from index.catalogue import load_catalogue
+def answerer(bundled_index, embedder, models_dir):
+    from bot.core.answering import Answerer
+    from bot.core.coverage import coverage_for
     from index.live import LiveIndex
+    from index.vector_cache import VectorCache
 
-    return Answerer(load_catalogue(POLICIES), LiveIndex(bundled_index, embedder), today=lambda: TODAY)
+    cache = VectorCache(embedder, models_dir / "cache")
+    index = LiveIndex(bundled_index, embedder, policies_dir=POLICIES, reference_vectors=cache.vectors)
+    return Answerer(index, coverage=coverage_for(embedder.name), today=lambda: TODAY)
+
+
+@pytest.fixture(scope="session")
+def gate_embedder(models_dir):
+    """The gate's own model: the small model with its shipped adapter."""
+    from bot.safeguarding.gate import ADAPTER, GATE_MODEL
+    from index.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(GATE_MODEL, models_dir=models_dir, adapter=ADAPTER if ADAPTER.is_file() else None)
+
+
+@pytest.fixture(scope="session")
+def gate(gate_embedder, models_dir):
+    from bot.safeguarding.examples import SHIPPED, load_examples
+    from bot.safeguarding.gate import SafeguardingGate
+
+    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), models_dir / "cache")
+    gate.warm()
+    return gate
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ Every request is recorded (method, parsed form/JSON/query body, headers). Faults
     slack.fail_next("chat.postMessage", 2)                    # next 2 calls answer HTTP 500
     slack.ratelimit_next("chat.postMessage", 1, retry_after=1) # HTTP 429 {"ok": false, "error": "ratelimited"}
     slack.error_for_channel("C404", "channel_not_found")       # any call naming that channel fails with that error
+    slack.accept_then_fail_next("chat.postMessage", 1)         # do what was asked, then answer HTTP 500 (a post that landed)
+    slack.channels["CDSL"] = {"name": "dsl-team", "is_member": False}   # what conversations.info says of a channel
 
 The pytest fixture `slack_api` starts and stops one per test: `from tests.slack_api_server import slack_api`.
 """
@@ -70,6 +72,10 @@ class SlackAPIServer:
         self._ts = itertools.count(1)
         self.users: dict[str, dict] = {}
         self.history: dict[str, list[dict]] = {}
+        self.channels: dict[str, dict] = {}  # conversations.info answers; unknown channels: a member, named after the id
+        self.members: dict[str, list[str]] = {}
+        self.scopes: str | None = None  # auth.test's X-OAuth-Scopes header (None: not sent)
+        self._accept_then_fail: dict[str, int] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,10 +163,17 @@ class SlackAPIServer:
         with self._lock:
             self._channel_errors[channel] = error
 
+    def accept_then_fail_next(self, method: str, n: int = 1, status: int = 500) -> None:
+        """The next n calls do what they ask (a post lands in the channel's history) and then answer `status`."""
+        with self._lock:
+            self._accept_then_fail[method] = self._accept_then_fail.get(method, 0) + n
+            self._accept_status = status
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._channel_errors.clear()
+            self._accept_then_fail.clear()
 
     # recorded calls ----------------------------------------------------------------------------
     def _record(self, call: Call) -> None:
@@ -212,9 +225,13 @@ class SlackAPIServer:
             if channel and channel in self._channel_errors:
                 return 200, {"ok": False, "error": self._channel_errors[channel]}, {}
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
-        if handler is None:
-            return 200, {"ok": True}, {}
-        return 200, handler(body), {}
+        payload = handler(body) if handler is not None else {"ok": True}
+        with self._lock:
+            if self._accept_then_fail.get(method):
+                self._accept_then_fail[method] -= 1
+                return self._accept_status, {"ok": False, "error": "internal_error"}, {}
+        extra = {"X-OAuth-Scopes": self.scopes} if method == "auth.test" and self.scopes is not None else {}
+        return 200, payload, extra
 
     def _message(self, body: dict, ts: str) -> dict:
         message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": body.get("text", ""), "ts": ts}
@@ -252,6 +269,23 @@ class SlackAPIServer:
         with self._lock:
             messages = list(self.history.get(body.get("channel"), []))
         return {"ok": True, "messages": messages[: int(body.get("limit") or 100)], "has_more": False}
+
+    def _api_conversations_info(self, body):
+        channel = body.get("channel", "")
+        info = {"id": channel, "name": channel.lower(), "is_member": True, **self.channels.get(channel, {})}
+        return {"ok": True, "channel": info}
+
+    def _api_conversations_members(self, body):
+        return {"ok": True, "members": list(self.members.get(body.get("channel"), [])), "response_metadata": {"next_cursor": ""}}
+
+    def _api_conversations_open(self, body):
+        return {"ok": True, "channel": {"id": "D" + str(body.get("users", "U")).lstrip("U")[:10]}}
+
+    def _api_apps_connections_open(self, body):
+        return {"ok": True, "url": "wss://127.0.0.1/link"}
+
+    def _api_views_open(self, body):
+        return {"ok": True, "view": {"id": "V0002", **(self._as_dict(body.get("view")))}}
 
     def _api_reactions_add(self, body):
         return {"ok": True}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Question
+from bot.core.answering import Question
 from bot.evaluate import evaluate, load_questions, squash
 from tests.conftest import POLICIES, SHARED_EVAL, TEST_DATA, TODAY
 
@@ -21,87 +21,63 @@ DECIDING_CLAUSE = {
 }
 
 
-# (file, hit@1 floor, hit@3 floor, unanswerable questions it may answer). The dev set carries
-# the product's bar. The held-out and blind sets were written separately (the blind one by a
-# writer who never saw the method) to check that the method generalises; their floors sit just
-# under what the method measured, so a regression fails, and they are below the product's bar:
-# see the README's "Measured quality".
+# (file, hit@1 floor, hit@3 floor, unanswerable questions it may answer), with the default model (all-mpnet-base-v2).
+# Each floor sits 0.03 under what the method measured on 2026-12-07 (docs/quality.md), so a regression fails; they
+# are not the product's bar. These sets are in the dev set's register; the real-register first-look sets are below.
+# The held-out and blind sets were never tuned on.
 QUESTION_SETS = [
-    (SHARED_EVAL / "dev-questions.yaml", 0.85, 0.95, 0),
-    (TEST_DATA / "holdout-questions.yaml", 0.74, 0.92, 0),
-    (TEST_DATA / "blind-questions.yaml", 0.68, 0.93, 0),
-    (TEST_DATA / "blind2-questions.yaml", 0.64, 0.80, 0),
-    (TEST_DATA / "blind3-questions.yaml", 0.76, 0.90, 0),
-    (TEST_DATA / "blind4-questions.yaml", 0.78, 0.88, 0),
-    (TEST_DATA / "blind5-questions.yaml", 0.74, 0.94, 2),
-    (TEST_DATA / "blind6-questions.yaml", 0.80, 0.90, 0),
-    # written by writers told to copy the dev set's style, size and plainness (its unpublished twin's
-    # "written the same way"). Sets 1-6 were read before word matching (index/tokens.py), sets 7 and 8 after it,
-    # 9 and 10 after the synonym rewording, 11 and 12 after the word layer was chosen (first looks 0.68/0.95
-    # and 0.75/0.93; 0.66/0.91 and 0.66/0.95 with the last layer); README "Measured quality" has every first look.
-    (TEST_DATA / "devstyle1-questions.yaml", 0.88, 0.95, 0),
-    (TEST_DATA / "devstyle2-questions.yaml", 0.72, 0.93, 0),
-    (TEST_DATA / "devstyle3-questions.yaml", 0.81, 0.95, 0),
-    (TEST_DATA / "devstyle4-questions.yaml", 0.75, 0.93, 0),
-    (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.93, 0),
-    (TEST_DATA / "devstyle6-questions.yaml", 0.81, 0.97, 1),
-    (TEST_DATA / "devstyle7-questions.yaml", 0.81, 0.95, 0),
-    (TEST_DATA / "devstyle8-questions.yaml", 0.90, 0.95, 0),
-    (TEST_DATA / "devstyle9-questions.yaml", 0.84, 0.95, 1),
-    (TEST_DATA / "devstyle10-questions.yaml", 0.90, 0.97, 1),
-    (TEST_DATA / "devstyle11-questions.yaml", 0.70, 0.93, 0),
-    (TEST_DATA / "devstyle12-questions.yaml", 0.72, 0.90, 0),
-    # 13-16 were told to write as staff type in chat (informal, not the policy's words); read after the
-    # synonym rewordings, they led to the "Document details" chunk (review-date questions). 17 and 18 (17 in the
-    # dev set's register, 18 more casual) were read once the method was fixed, 19 and 20 (unanswerable questions
-    # that share school words with the policy) after the review fixes to chunking: README "Measured quality".
-    (TEST_DATA / "devstyle13-questions.yaml", 0.66, 0.82, 0),
-    (TEST_DATA / "devstyle14-questions.yaml", 0.72, 0.84, 1),
-    (TEST_DATA / "devstyle15-questions.yaml", 0.56, 0.88, 1),
-    (TEST_DATA / "devstyle16-questions.yaml", 0.77, 0.86, 0),
-    (TEST_DATA / "devstyle17-questions.yaml", 0.93, 0.97, 0),
-    (TEST_DATA / "devstyle18-questions.yaml", 0.66, 0.86, 0),
-    (TEST_DATA / "devstyle19-questions.yaml", 0.86, 0.95, 0),
-    (TEST_DATA / "devstyle20-questions.yaml", 0.86, 0.95, 1),
-    # 21-26 (ten unanswerable questions each, sharing school words): 21-24 first read on 2026-11-22, 25 and 26
-    # after a policy-title signal for coverage was tried on 21-24 (measured, not shipped: README "Measured quality").
-    # The answer-type check (bot/coverage.py, 2026-12-02) lowered the unanswerable allowances of 6, 8, 17, 19, 23, 25, 26.
-    (TEST_DATA / "devstyle21-questions.yaml", 0.83, 0.90, 0),
-    (TEST_DATA / "devstyle22-questions.yaml", 0.68, 0.88, 0),
-    (TEST_DATA / "devstyle23-questions.yaml", 0.90, 0.97, 0),
-    (TEST_DATA / "devstyle24-questions.yaml", 0.65, 0.88, 1),
-    (TEST_DATA / "devstyle25-questions.yaml", 0.88, 0.95, 0),
-    (TEST_DATA / "devstyle26-questions.yaml", 0.68, 0.88, 0),
-    # 27 and 28 (2026-12-02, the dev set's register and mix) were first read after the time/count/frequency check;
-    # 28's holiday-dates miss led to the date type, so its 4/4 is not a first look (27's was).
-    (TEST_DATA / "devstyle27-questions.yaml", 0.86, 0.95, 0),
-    (TEST_DATA / "devstyle28-questions.yaml", 0.79, 0.90, 0),
-    # 29 and 30 (the dev set's register and mix), then 31 and 32 (three unanswerable questions per school) were read
-    # before the area check (index/areas.py, 2026-12-02), whose margin was set on every set up to 32; 33 and 34 (as
-    # 31-32, 34 with many social media questions touching other school matters) were first read after its first
-    # version, which split the areas into parts and was replaced after a review (README "Measured quality").
-    # The area check lowered the unanswerable allowances of blind, blind3, 8, 17, 19, 20, 23 and 24.
-    (TEST_DATA / "devstyle29-questions.yaml", 0.75, 0.90, 0),
-    (TEST_DATA / "devstyle30-questions.yaml", 0.79, 0.93, 2),
-    (TEST_DATA / "devstyle31-questions.yaml", 0.77, 0.82, 3),
-    (TEST_DATA / "devstyle32-questions.yaml", 0.82, 0.97, 5),
-    (TEST_DATA / "devstyle33-questions.yaml", 0.86, 0.97, 2),
-    (TEST_DATA / "devstyle34-questions.yaml", 0.62, 0.73, 0),
-    # 35-40 (the dev set's register and mix, 2026-12-03): first looks with the method unchanged, by three writers who
-    # saw only the dev set and the policies (README "Measured quality"). 37's medicines question, which the runtime's
-    # safeguarding gate sends to the DSL as a false alarm, is handled here (this fixture has no gate).
-    (TEST_DATA / "devstyle35-questions.yaml", 0.79, 0.95, 2),
-    (TEST_DATA / "devstyle36-questions.yaml", 0.65, 0.84, 0),
-    (TEST_DATA / "devstyle37-questions.yaml", 0.81, 0.93, 0),
-    (TEST_DATA / "devstyle38-questions.yaml", 0.84, 0.93, 0),
-    (TEST_DATA / "devstyle39-questions.yaml", 0.75, 0.86, 0),
-    (TEST_DATA / "devstyle40-questions.yaml", 0.75, 0.95, 0),
-    # 41-44 (the same register, two more writers, 2026-12-03): first looks, read only after this stop's ranking
-    # experiments were decided (none shipped); the first look is the figure here.
-    (TEST_DATA / "devstyle41-questions.yaml", 0.86, 0.95, 0),
-    (TEST_DATA / "devstyle42-questions.yaml", 0.72, 0.93, 0),
-    (TEST_DATA / "devstyle43-questions.yaml", 0.77, 0.86, 1),
-    (TEST_DATA / "devstyle44-questions.yaml", 0.79, 0.95, 1),
+    (SHARED_EVAL / "dev-questions.yaml", 0.90, 0.97, 0),
+    (TEST_DATA / "holdout-questions.yaml", 0.85, 0.95, 0),
+    (TEST_DATA / "blind-questions.yaml", 0.85, 0.95, 0),
+    (TEST_DATA / "blind2-questions.yaml", 0.81, 0.89, 0),
+    (TEST_DATA / "blind3-questions.yaml", 0.90, 0.95, 1),
+    (TEST_DATA / "blind4-questions.yaml", 0.85, 0.95, 0),
+    (TEST_DATA / "blind5-questions.yaml", 0.83, 0.95, 2),
+    (TEST_DATA / "blind6-questions.yaml", 0.85, 0.90, 0),
+    (TEST_DATA / "devstyle1-questions.yaml", 0.92, 0.94, 0),
+    (TEST_DATA / "devstyle2-questions.yaml", 0.78, 0.94, 0),
+    (TEST_DATA / "devstyle3-questions.yaml", 0.85, 0.94, 0),
+    (TEST_DATA / "devstyle4-questions.yaml", 0.87, 0.92, 0),
+    (TEST_DATA / "devstyle5-questions.yaml", 0.81, 0.94, 0),
+    (TEST_DATA / "devstyle6-questions.yaml", 0.90, 0.97, 1),
+    (TEST_DATA / "devstyle7-questions.yaml", 0.87, 0.97, 0),
+    (TEST_DATA / "devstyle8-questions.yaml", 0.92, 0.94, 0),
+    (TEST_DATA / "devstyle9-questions.yaml", 0.90, 0.97, 0),
+    (TEST_DATA / "devstyle10-questions.yaml", 0.92, 0.97, 1),
+    (TEST_DATA / "devstyle11-questions.yaml", 0.85, 0.94, 0),
+    (TEST_DATA / "devstyle12-questions.yaml", 0.85, 0.92, 0),
+    (TEST_DATA / "devstyle13-questions.yaml", 0.85, 0.92, 0),
+    (TEST_DATA / "devstyle14-questions.yaml", 0.72, 0.85, 0),
+    (TEST_DATA / "devstyle15-questions.yaml", 0.67, 0.83, 0),
+    (TEST_DATA / "devstyle16-questions.yaml", 0.81, 0.94, 0),
+    (TEST_DATA / "devstyle17-questions.yaml", 0.94, 0.97, 0),
+    (TEST_DATA / "devstyle18-questions.yaml", 0.85, 0.97, 0),
+    (TEST_DATA / "devstyle19-questions.yaml", 0.88, 0.97, 0),
+    (TEST_DATA / "devstyle20-questions.yaml", 0.88, 0.94, 0),
+    (TEST_DATA / "devstyle21-questions.yaml", 0.87, 0.92, 0),
+    (TEST_DATA / "devstyle22-questions.yaml", 0.77, 0.94, 0),
+    (TEST_DATA / "devstyle23-questions.yaml", 0.82, 0.92, 2),
+    (TEST_DATA / "devstyle24-questions.yaml", 0.77, 0.94, 0),
+    (TEST_DATA / "devstyle25-questions.yaml", 0.89, 0.97, 0),
+    (TEST_DATA / "devstyle26-questions.yaml", 0.77, 0.92, 0),
+    (TEST_DATA / "devstyle27-questions.yaml", 0.87, 0.94, 0),
+    (TEST_DATA / "devstyle28-questions.yaml", 0.92, 0.94, 0),
+    (TEST_DATA / "devstyle29-questions.yaml", 0.78, 0.90, 0),
+    (TEST_DATA / "devstyle30-questions.yaml", 0.85, 0.92, 0),
+    (TEST_DATA / "devstyle31-questions.yaml", 0.82, 0.87, 3),
+    (TEST_DATA / "devstyle32-questions.yaml", 0.92, 0.97, 4),
+    (TEST_DATA / "devstyle33-questions.yaml", 0.85, 0.93, 2),
+    (TEST_DATA / "devstyle34-questions.yaml", 0.73, 0.81, 1),
+    (TEST_DATA / "devstyle35-questions.yaml", 0.85, 0.94, 0),
+    (TEST_DATA / "devstyle36-questions.yaml", 0.76, 0.94, 0),
+    (TEST_DATA / "devstyle37-questions.yaml", 0.87, 0.94, 0),
+    (TEST_DATA / "devstyle38-questions.yaml", 0.85, 0.90, 0),
+    (TEST_DATA / "devstyle39-questions.yaml", 0.83, 0.92, 0),
+    (TEST_DATA / "devstyle40-questions.yaml", 0.87, 0.94, 0),
+    (TEST_DATA / "devstyle41-questions.yaml", 0.92, 0.94, 0),
+    (TEST_DATA / "devstyle42-questions.yaml", 0.87, 0.92, 0),
+    (TEST_DATA / "devstyle43-questions.yaml", 0.76, 0.87, 1),
+    (TEST_DATA / "devstyle44-questions.yaml", 0.81, 0.94, 0),
 ]
 
 
@@ -109,7 +85,7 @@ QUESTION_SETS = [
 def test_question_sets_meet_the_quality_bar(answerer, path, hit1, hit3, may_answer):
     if not path.is_file():
         pytest.skip(f"{path} is not on this machine")
-    report = evaluate(answerer, load_questions(path))
+    report = evaluate(answerer, None, load_questions(path))
     figures = report.figures()
     print(path.name, figures, report.misses)
     assert figures["hit@1"] >= hit1, report.misses
@@ -175,9 +151,8 @@ def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, emb
     """The area check compares the question with the school's own policies: once Mill Lane loads a medicines
     policy, its clauses are the nearer and the medicine question is answered from them (however surely a clause
     matches: no confidence overrules the check here, so only the comparison decides)."""
-    from bot.answer import Answerer
-    from bot.coverage import Coverage
-    from index.catalogue import load_catalogue
+    from bot.core.answering import Answerer
+    from bot.core.coverage import Coverage
     from index.live import LiveIndex
     from index.publish import publish
 
@@ -200,7 +175,7 @@ def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, emb
         "      - {id: medicines, file: mill-lane/medicines.txt, title: Supporting Pupils with Medical Conditions Policy,"
         " approved: 2025-09-01, next_review: 2027-09-01}\n", encoding="utf-8")
     publish(policies, tmp_path / "index", embedder, progress=False)
-    answerer = Answerer(load_catalogue(policies), LiveIndex(tmp_path / "index", embedder), today=lambda: TODAY,
+    answerer = Answerer(LiveIndex(tmp_path / "index", embedder, policies_dir=policies), today=lambda: TODAY,
                         coverage=Coverage(area_overruled_from=1.0))
     answer = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
     assert answer.answered
@@ -243,7 +218,7 @@ def test_a_middling_match_is_shown_as_the_nearest_clause_with_who_to_ask(answere
 def test_rewordings_rank_the_clauses_but_do_not_lift_confidence(bundled_index, embedder):
     """ "spy on" finds the monitoring clause; each clause's confidence is the same with or without rewordings,
     and so is the decision on every unanswerable question of the calibration sets."""
-    from bot.answer import CANDIDATES, confidence
+    from bot.core.answering import CANDIDATES, confidence
     from index.lexical import Synonyms
     from index.search import Retriever
     from index.store import load, resolve_current

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.escalation_store import Escalation, EscalationRequest, EscalationStore
+from bot.escalation.store import Escalation, EscalationRequest, EscalationStore
 from bot.settings import load_settings
 
 WORDS = "  A Year 9 told me her stepdad <hits> her & she's \"scared\" 😟\n— don't tell anyone, she said,  "

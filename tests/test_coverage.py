@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.coverage import Coverage, answer_type, gives_answer_type, other_policy_named, without_school_name
+from bot.core.coverage import Coverage, answer_type, gives_answer_type, other_policy_named, without_school_name
 from index.lexical import Synonyms
 
 TITLES = ["Social Media Policy"]
@@ -99,7 +99,7 @@ def test_a_question_asking_for_a_time_count_or_frequency_needs_a_clause_that_giv
 
 
 def test_settings_thresholds_keep_the_area_check_unless_turned_off_and_mpnet_has_none():
-    from bot.coverage import CALIBRATED
+    from bot.core.coverage import CALIBRATED
     from bot.settings import AnswerThresholds
 
     kept = Coverage(**AnswerThresholds(min_score=0.3, strong_score=0.35).model_dump())

@@ -1,8 +1,7 @@
 """The packaged larger model: assembled from its PyPI parts, checked against pinned hashes, used for answers only.
 
 The first tests build small split zips of their own (real files, real zipfile);
-the rest use the real all-mpnet-base-v2 parts, which `make test` installs
-(`pip install '.[mpnet]'`), and measure answer quality with it.
+the rest use the real all-mpnet-base-v2 parts, which PolicyBot's install includes.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from index.packaged_models import MPNET, VERIFIED, PackagedModel, PackagedModelError, assemble, installed_parts, packaged_model_dir
-from tests.conftest import POLICIES, ROOT, SHARED_EVAL, TEST_DATA, TODAY
+from tests.conftest import POLICIES
 
 FILES = {"config.json": b'{"hidden_size": 8}', "1_Pooling/config.json": b'{"pooling": "mean"}', "model.safetensors": bytes(range(256)) * 40}
 
@@ -43,7 +42,7 @@ def split_zip(folder: Path, files: dict[str, bytes], pieces: int = 3) -> list[Pa
     return slices
 
 
-TINY = PackagedModel(name="tiny", extra="tiny", parts=("policybot-test-no-such-part-001",), folder="tiny",
+TINY = PackagedModel(name="tiny", parts=("policybot-test-no-such-part-001",), folder="tiny",
                      files=tuple((name, sha(data)) for name, data in FILES.items()))
 
 
@@ -119,89 +118,27 @@ def test_a_half_written_copy_is_replaced(tmp_path):
     assert (target / "model.safetensors").read_bytes() == FILES["model.safetensors"]
 
 
-# --- the real all-mpnet-base-v2 parts ---------------------------------------------------------
+# --- the real all-mpnet-base-v2 parts, and the small option ------------------------------------
 
-def _mpnet_installed() -> bool:
-    try:
-        metadata.distribution(MPNET.parts[0])
-        return True
-    except metadata.PackageNotFoundError:
-        return False
-
-
-needs_mpnet = pytest.mark.skipif(not _mpnet_installed(), reason="all-mpnet-base-v2 parts not installed: pip install '.[mpnet]' (make test does)")
+def test_the_real_parts_assemble_to_the_upstream_model(embedder, models_dir):
+    """The default model is assembled from its installed PyPI parts and checked against the upstream hashes."""
+    assert len(installed_parts(MPNET)) == len(MPNET.parts)
+    folder = packaged_model_dir(MPNET, models_dir)
+    assert (folder / VERIFIED).is_file()
+    assert embedder.name == "packaged:all-mpnet-base-v2"
+    assert embedder.embed(["can I follow an ex-pupil?"]).shape == (1, 768)
 
 
-@pytest.fixture(scope="session")
-def mpnet_runtime(tmp_path_factory):
+def test_the_small_option_still_answers_from_each_schools_own_clause(tmp_path_factory, models_dir):
+    """`model: all-MiniLM-L6-v2` (machines with little memory): its own index, its own calibrated thresholds."""
+    from bot.core.answering import Question
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
-    data = tmp_path_factory.mktemp("mpnet-data")
-    # the model is assembled once into the checkout's data/models (as the bench does), not per test session
-    runtime = Runtime(load_settings(env={}, policies_dir=POLICIES, data_dir=data, models_dir=ROOT / "data" / "models",
-                                    model="all-mpnet-base-v2"))
+    data = tmp_path_factory.mktemp("minilm-data")
+    runtime = Runtime(load_settings(env={}, policies_dir=POLICIES, data_dir=data, models_dir=models_dir, model="all-MiniLM-L6-v2"))
     runtime.build_index(progress=False)
-    runtime.answerer.today = lambda: TODAY
-    return runtime
-
-
-@needs_mpnet
-def test_the_real_parts_assemble_to_the_upstream_model(mpnet_runtime):
-    folder = packaged_model_dir(MPNET, mpnet_runtime.settings.model_store)
-    assert (folder / VERIFIED).is_file()
-    assert mpnet_runtime.embedder.name == "packaged:all-mpnet-base-v2"
-    assert mpnet_runtime.embedder.embed(["can I follow an ex-pupil?"]).shape == (1, 768)
-
-
-@needs_mpnet
-def test_answers_use_mpnet_but_the_safeguarding_gate_keeps_the_bundled_model(mpnet_runtime):
-    from bot.coverage import CALIBRATED
-
-    assert mpnet_runtime.safeguarding_embedder.name == "bundled:all-MiniLM-L6-v2"
-    assert mpnet_runtime.safeguarding.embedder is mpnet_runtime.safeguarding_embedder
-    assert mpnet_runtime.index.embedder is mpnet_runtime.embedder
-    assert mpnet_runtime.answerer.coverage == CALIBRATED["packaged:all-mpnet-base-v2"]
-    verdict = mpnet_runtime.answerer.assess("a year 9 told me her stepdad hits her")
-    assert verdict.escalate and verdict.route == "dsl"
-
-
-# Floors just under what the method measured with mpnet, word matching in its 8th layer, and the unanswerable
-# questions it may answer (README "Choosing the model").
-MPNET_SETS = [
-    (SHARED_EVAL / "dev-questions.yaml", 0.88, 0.97, 0),
-    (TEST_DATA / "blind4-questions.yaml", 0.88, 0.94, 0),
-    (TEST_DATA / "blind6-questions.yaml", 0.86, 0.92, 0),
-    (TEST_DATA / "devstyle2-questions.yaml", 0.79, 0.97, 0),
-    (TEST_DATA / "devstyle5-questions.yaml", 0.84, 0.97, 0),
-    (TEST_DATA / "devstyle7-questions.yaml", 0.84, 0.97, 0),  # first read after word matching
-    (TEST_DATA / "devstyle9-questions.yaml", 0.88, 0.97, 0),  # first read after the synonym rewording
-    (TEST_DATA / "devstyle11-questions.yaml", 0.81, 0.93, 0),  # first read with the last layer, before the 8th was chosen (on other sets)
-    # first looks on 2026-12-03 (0.875 / 0.96 over 35-40, where the bundled model scores 0.80 / 0.94)
-    (TEST_DATA / "devstyle35-questions.yaml", 0.86, 0.95, 0),
-    (TEST_DATA / "devstyle36-questions.yaml", 0.79, 0.93, 0),
-    (TEST_DATA / "devstyle37-questions.yaml", 0.86, 0.95, 1),  # its medicines question goes to the DSL as a false alarm (README "Safeguarding")
-    (TEST_DATA / "devstyle38-questions.yaml", 0.86, 0.90, 0),
-    (TEST_DATA / "devstyle39-questions.yaml", 0.84, 0.93, 0),
-    (TEST_DATA / "devstyle40-questions.yaml", 0.88, 0.93, 0),
-    # first looks on 2026-12-03, later (0.864 / 0.949 over 41-44, where the bundled model scores 0.824 / 0.949)
-    (TEST_DATA / "devstyle41-questions.yaml", 0.90, 0.95, 0),
-    (TEST_DATA / "devstyle42-questions.yaml", 0.81, 0.90, 0),
-    (TEST_DATA / "devstyle43-questions.yaml", 0.81, 0.88, 1),
-    (TEST_DATA / "devstyle44-questions.yaml", 0.81, 0.95, 0),
-]
-
-
-@needs_mpnet
-@pytest.mark.parametrize(("path", "hit1", "hit3", "may_answer"), MPNET_SETS, ids=lambda v: getattr(v, "stem", str(v)))
-def test_mpnet_answer_quality(mpnet_runtime, path, hit1, hit3, may_answer):
-    from bot.evaluate import evaluate, load_questions
-
-    if not path.is_file():
-        pytest.skip(f"{path} is not on this machine")
-    report = evaluate(mpnet_runtime.answerer, load_questions(path))
-    figures = report.figures()
-    print(path.name, figures)
-    assert figures["hit@1"] >= hit1 and figures["hit@3"] >= hit3, report.misses
-    assert report.unanswerable - report.unanswerable_ok <= may_answer, report.misses
-    assert report.foreign_citations == 0
+    assert runtime.embedder.name == "bundled:all-MiniLM-L6-v2" and runtime.embedder.dimension == 384
+    answer = runtime.answerer.answer(Question("can I accept a follow from an ex-pupil aged 18?", "chiltern"))
+    assert answer.answered and "below the age of nineteen" in answer.citations[0].text
+    assert all(c.school == "chiltern" for c in answer.citations)

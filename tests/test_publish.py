@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bot.answer import Answerer, Question
+from bot.core.answering import Answerer, Question
 from index import publish, store, tokens
 from index.build import PIPELINE, embedding_texts, whole_text
 from index.catalogue import load_catalogue
@@ -69,7 +69,7 @@ def _reword(policies: Path) -> None:
 
 
 def _answerer(site: Path, embedder, **live) -> Answerer:
-    return Answerer(load_catalogue(site / "policies"), LiveIndex(site / "data" / "index", embedder, **live), today=lambda: TODAY)
+    return Answerer(LiveIndex(site / "data" / "index", embedder, policies_dir=site / "policies", **live), today=lambda: TODAY)
 
 
 def _ask(answerer: Answerer, school: str = "chiltern", text: str = EX_PUPIL):
@@ -87,7 +87,7 @@ def test_one_changed_clause_reembeds_only_that_policy_and_is_answered(site, embe
     old, new = store.load(before), store.load(publish.current_version(index_dir))
     new_chiltern = [c for c in new.chunks if c.school == "chiltern"]
     expected = [t for c in new_chiltern for t in embedding_texts(c)]
-    assert counting.texts[: len(expected)] == expected  # only the changed policy is embedded...
+    assert sorted(counting.texts[: len(expected)]) == sorted(expected)  # only the changed policy is embedded...
     smoke = counting.texts[len(expected):]  # ...then one validation query per school
     assert len(smoke) == 5 and set(smoke) <= {"Social Media Policy", "Social Networking/Media Policy"}
     # its word vectors too; every other policy's are carried over as they were
@@ -323,17 +323,15 @@ def test_an_index_without_word_vectors_computes_them_and_answers_the_same(bundle
 
 
 def test_word_vectors_come_from_the_word_layer_and_the_last_layer(bundled_index, embedder):
-    """The bundled model ranks with its 4th layer's word vectors and judges with its last layer's, checked
+    """The default model ranks with one middle layer's word vectors and judges with its last layer's, checked
     against the model run directly with transformers; the sentence vector is the one `embed` gives."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from index.embed import bundled_model_path
-
     text = "Staff must not accept friend requests from ex-pupils under the age of 18."
     vector, (pieces,) = embedder.embed_question(text)
     assert np.allclose(vector, embedder.embed([text]), atol=1e-5)
-    tokenizer, model = AutoTokenizer.from_pretrained(bundled_model_path()), AutoModel.from_pretrained(bundled_model_path())
+    tokenizer, model = AutoTokenizer.from_pretrained(embedder.model_dir), AutoModel.from_pretrained(embedder.model_dir)
     encoded = tokenizer(text, return_tensors="pt")
     with torch.no_grad():
         layers = model(**encoded, output_hidden_states=True).hidden_states
@@ -348,12 +346,13 @@ def test_word_vectors_come_from_the_word_layer_and_the_last_layer(bundled_index,
         rows = rows[0, positions].numpy()
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
-    assert pieces.layer == embedder.word_layer == 4 and len(positions) >= 8
-    assert np.allclose(pieces.vectors, unit(layers[4]), atol=1e-4)
+    layer = embedder.word_layer
+    assert pieces.layer == layer and layer is not None and len(positions) >= 8
+    assert np.allclose(pieces.vectors, unit(layers[layer]), atol=1e-4)
     assert np.allclose(pieces.last, unit(layers[-1]), atol=1e-4)
     assert not np.allclose(pieces.vectors, pieces.last, atol=1e-2)
     table = store.load(store.resolve_current(bundled_index)).tokens
-    assert table.layer == 4 and table.vectors.shape == table.last.shape and len(table.ids) > 1000
+    assert table.layer == layer and table.vectors.shape == table.last.shape and len(table.ids) > 1000
 
 
 def test_a_word_vector_file_from_before_layers_is_read_as_the_last_layer(bundled_index, tmp_path):

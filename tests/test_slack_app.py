@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
@@ -12,12 +11,15 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot import slack_messages as say
-from bot.answer import Answerer, Assessment
+from bot import messages as say
+from bot.core.conversation import Conversation
+from bot.core.state import ConversationState
+from bot.escalation.delivery import Backoff, Deliverer
+from bot.escalation.store import EscalationStore
 from bot.settings import EscalationSettings, SchoolRoutes, Settings, SlackSettings
-from bot.slack_app import create_app, question_text
-from bot.slack_blocks import ASK_PERSON, HELPFUL, neutralise
-from bot.slack_state import SlackState
+from bot.slack.alerts import SlackAlertChannel
+from bot.slack.app import create_app, question_text
+from bot.slack.blocks import ASK_PERSON, HELPFUL, neutralise
 from tests.slack_api_server import TEAM_ID, slack_api  # noqa: F401  (fixture)
 
 SECRET = "test-signing-secret"
@@ -89,15 +91,31 @@ def make_settings(tmp_path) -> Settings:
     )
 
 
+FAST = Backoff(initial=0.01, maximum=0.05, retry_after_cap=2.0, sweep_seconds=0.1, permanent_retry_seconds=0.0)
+
+
 @pytest.fixture
-def make_app(tmp_path, slack_api, answerer):  # noqa: F811
-    def make(answerer=answerer, **kwargs):
+def make_app(tmp_path, slack_api, answerer, gate):  # noqa: F811
+    """The real Bolt app over a real conversation core: the session's index and gate, a SQLite database in tmp_path,
+    and (with deliver=True) the real escalation delivery posting to the Slack stand-in."""
+    started = []
+
+    def make(deliver: bool = False, reindex=None):
         settings = make_settings(tmp_path)
         client = WebClient(token="xoxb-test", base_url=slack_api.base_url)
-        app = create_app(settings, answerer, client=client, **kwargs)
-        slack_api.reset()  # forget auth.test made at start-up
+        store = EscalationStore(settings.database)
+        deliverer = Deliverer(store, SlackAlertChannel(client), settings, FAST) if deliver else None
+        core = Conversation(settings, answerer, gate, ConversationState(settings.database), store if deliver else None, deliverer,
+                            reindex=reindex)
+        if deliverer is not None:
+            deliverer.start()
+            started.append(deliverer)
+        app = create_app(settings, core, client=client, alerts=store)
+        slack_api.reset()  # forget what start-up asked
         return app
-    return make
+    yield make
+    for deliverer in started:
+        deliverer.stop()
 
 
 # ------------------------------------------------------------------------------------ answers
@@ -127,7 +145,7 @@ def test_no_second_answer_after_a_restart_on_the_same_database(make_app, slack_a
     slack_api.wait_for("chat.postMessage")
     slack_api.wait_quiet()
 
-    restarted = make_app()  # a new process: new app, new SlackState on the same SQLite file
+    restarted = make_app()  # a new process: new app, new state on the same SQLite file
     assert restarted.dispatch(signed(event_body(mention(QUESTION)), retry=2)).status == 200
     slack_api.wait_quiet()
     assert len(slack_api.calls("chat.postMessage")) == 0  # reset() at restart cleared the first one
@@ -192,16 +210,11 @@ def test_admin_commands_are_refused_to_others(make_app, slack_api, command):
 
 
 def test_admin_status_and_reindex(make_app, slack_api):
-    @dataclass
-    class Health:
-        def health(self):
-            return {"pending": 0, "oldest_unacknowledged_minutes": None}
-
-    app = make_app(reindex=lambda: "Reindex done: 5 policies.", deliverer=Health())
+    app = make_app(deliver=True, reindex=lambda: "Reindex done: 5 policies.")
     status = app.dispatch(signed(command_body("status", user="UADMIN"), content_type="application/x-www-form-urlencoded"))
     text = status.body
     assert "chiltern" in text and "clauses" in text and "next review" in text
-    assert "Escalation delivery" in text and "pending" in text
+    assert "Safeguarding alerts waiting for delivery: 0" in text
 
     app.dispatch(signed(command_body("reindex", user="UADMIN", response_url=slack_api.base_url + "response"),
                         content_type="application/x-www-form-urlencoded"))
@@ -257,7 +270,7 @@ def test_feedback_records_question_id_and_vote_only(make_app, slack_api, tmp_pat
                         content_type="application/x-www-form-urlencoded"))
     assert say.THANKS_FOR_FEEDBACK in slack_api.wait_for("response")[0].body["text"]
     question_id = json.loads(vote["value"])["q"]
-    assert SlackState(tmp_path / "policybot.sqlite3").votes() == [(question_id, "USTAFF", "chiltern", "helpful")]
+    assert ConversationState(tmp_path / "policybot.sqlite3").votes() == [(question_id, "USTAFF", "chiltern", "helpful")]
     assert "ex-pupil" not in vote["value"]
 
 
@@ -293,7 +306,7 @@ def test_ambiguous_user_picks_a_school_once_and_it_is_remembered(make_app, slack
                         content_type="application/x-www-form-urlencoded"))
     answer = slack_api.wait_for("chat.postMessage", count=2)[1]
     assert CLAUSE in answer.text.lower()
-    assert SlackState(tmp_path / "policybot.sqlite3").chosen_school("UTRUST") == "chiltern"
+    assert ConversationState(tmp_path / "policybot.sqlite3").chosen_school("UTRUST") == "chiltern"
 
     restarted = make_app()
     restarted.dispatch(signed(event_body(dm(QUESTION, user="UTRUST", ts="1700000300.000100"), event_id="Ev0002")))
@@ -312,79 +325,39 @@ def test_app_home_is_published(make_app, slack_api):
 
 
 # ------------------------------------------------------------------------------------ safeguarding
-class Gate:
-    def assess(self, text: str) -> Assessment:
-        if "bruise" in (text or "").lower():
-            return Assessment(escalate=True, route="dsl", categories=("physical-abuse",), reasons=("mentions a bruise",))
-        return Assessment(escalate=False)
-
-    def guidance(self, assessment: Assessment) -> str:
-        return "Thank you for raising this. Write down what you saw, in the child's words, and do not investigate."
-
-
-@dataclass
-class Record:
-    id: int
-
-
-class FakeStore:
-    def __init__(self):
-        self.requests = []
-
-    def record(self, request):
-        self.requests.append(request)
-        return Record(len(self.requests)), True
-
-
-class FakeDeliverer:
-    def __init__(self):
-        self.soon = []
-
-    def deliver_soon(self, record_id):
-        self.soon.append(record_id)
+CONCERN = "I noticed a bruise on a year 3 pupil's arm and he said his dad hit him with a belt"
 
 
 @pytest.mark.model
-def test_concern_in_a_channel_is_recorded_and_answered_privately(make_app, slack_api, answerer):
-    gated = Answerer(answerer.catalogue, answerer.index, today=answerer.today, safeguarding=Gate())
-    store, deliverer = FakeStore(), FakeDeliverer()
-    app = make_app(answerer=gated, escalations=store, deliverer=deliverer)
-    concern = "I noticed a bruise on a year 3 pupil's arm <!here>"
-    app.dispatch(signed(event_body(mention(concern, ts="1700000400.000100"))))
+def test_concern_in_a_channel_is_recorded_and_answered_privately(make_app, slack_api, tmp_path):
+    app = make_app(deliver=True)
+    app.dispatch(signed(event_body(mention(CONCERN + " <!here>", ts="1700000400.000100"))))
 
     private = slack_api.wait_for("chat.postEphemeral")[0]
-    assert private.body["user"] == "USTAFF" and "Write down what you saw" in private.text
+    assert private.body["user"] == "USTAFF" and "Write down straight away" in private.text
+    assert "Sent to" in private.text and ": the DSL will contact you" in private.text
+    alert = slack_api.wait_for("chat.postMessage", where=lambda c: c.body.get("channel") == "CDSL")[0]
     slack_api.wait_quiet()
-    assert slack_api.calls("chat.postMessage") == []  # nothing in the public thread
-    (request,) = store.requests
-    assert request.dedupe_key == f"{TEAM_ID}:CCHIL:1700000400.000100"
-    assert "bruise" in request.text and request.raised_by == "USTAFF" and request.route == "dsl"
-    assert deliverer.soon == [1]
+    assert [c.body["channel"] for c in slack_api.calls("chat.postMessage")] == ["CDSL"]  # nothing in the public thread
+    (record,) = EscalationStore(tmp_path / "policybot.sqlite3").list()
+    assert record.dedupe_key == f"{TEAM_ID}:CCHIL:1700000400.000100"
+    assert "bruise" in record.text and record.raised_by == "USTAFF" and record.route == "dsl"
+    assert record.notified_at and "bruise" in json.dumps(alert.blocks)
 
 
 @pytest.mark.model
-def test_concern_reaches_the_dsl_channel_through_the_real_store_and_deliverer(make_app, slack_api, answerer, tmp_path):
-    store_module = pytest.importorskip("bot.escalation_store")
-    delivery_module = pytest.importorskip("bot.escalation_delivery")
-    gated = Answerer(answerer.catalogue, answerer.index, today=answerer.today, safeguarding=Gate())
-    store = store_module.EscalationStore(tmp_path / "policybot.sqlite3")
-    client = WebClient(token="xoxb-test", base_url=slack_api.base_url)
-    deliverer = delivery_module.Deliverer(store, client, make_settings(tmp_path))
-    deliverer.start()
-    try:
-        app = make_app(answerer=gated, escalations=store, deliverer=deliverer)
-        event = event_body(mention("I noticed a bruise on a year 3 pupil's arm", ts="1700000500.000100"))
-        app.dispatch(signed(event))
-        app.dispatch(signed(event, retry=1))
-        alert = slack_api.wait_for("chat.postMessage", where=lambda c: c.body.get("channel") == "CDSL")[0]
-        assert "bruise" in alert.text or "bruise" in json.dumps(alert.blocks)
-        assert slack_api.wait_for("chat.postEphemeral")[0].body["user"] == "USTAFF"
-        slack_api.wait_quiet()
-        posts = slack_api.calls("chat.postMessage")
-        assert [c.body["channel"] for c in posts] == ["CDSL"]  # one alert, nothing in the public thread
-        assert len(slack_api.calls("chat.postEphemeral")) == 1
-    finally:
-        deliverer.stop()
+def test_concern_reaches_the_dsl_channel_through_the_real_store_and_deliverer(make_app, slack_api):
+    app = make_app(deliver=True)
+    event = event_body(mention(CONCERN, ts="1700000500.000100"))
+    app.dispatch(signed(event))
+    app.dispatch(signed(event, retry=1))
+    alert = slack_api.wait_for("chat.postMessage", where=lambda c: c.body.get("channel") == "CDSL")[0]
+    assert "bruise" in alert.text or "bruise" in json.dumps(alert.blocks)
+    assert slack_api.wait_for("chat.postEphemeral")[0].body["user"] == "USTAFF"
+    slack_api.wait_quiet()
+    posts = slack_api.calls("chat.postMessage")
+    assert [c.body["channel"] for c in posts] == ["CDSL"]  # one alert, nothing in the public thread
+    assert len(slack_api.calls("chat.postEphemeral")) == 1
 
 
 def test_manifest_asks_for_what_the_app_uses():

@@ -1,0 +1,1 @@
+"""Escalation: the durable record of every concern, its delivery to the right person exactly once, and re-alerting."""

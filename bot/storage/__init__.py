@@ -1,0 +1,1 @@
+"""Durable state: the database (SQLite or PostgreSQL), its tables and their migrations."""
