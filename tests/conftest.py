@@ -18,10 +18,13 @@ TEST_DATA = ROOT / "tests" / "data"  # the held-out, blind, dev-style and first-
 TODAY = dt.date(2026, 11, 21)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def models_dir(tmp_path_factory) -> Path:
-    """The session's models folder: the default model is assembled and exported for ONNX Runtime here once."""
-    return tmp_path_factory.mktemp("models")
+    """The session's models folder: each model is assembled and exported for ONNX Runtime here once, for this
+    process and for every `policybot` process a test starts (POLICYBOT_MODELS)."""
+    folder = tmp_path_factory.mktemp("models")
+    os.environ["POLICYBOT_MODELS"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -114,3 +114,19 @@ def test_help_is_fast_because_heavy_imports_are_lazy():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     result = subprocess.run([*POLICYBOT, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "ask" in result.stdout
+
+
+def test_a_broken_catalogue_never_stops_the_chat(data_dir, policies_copy):
+    """The chat builds the index when the policies changed; a catalogue with a mistake is named with its line,
+    in one line, and the published index goes on answering."""
+    with (policies_copy / "catalogue.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("  broken-school:\n    name: [unclosed\n")
+    result = run("chat", "--school", "chiltern", data=data_dir, policies=policies_copy,
+                 stdin="can I accept a follow from an ex-pupil aged 18?\nquit\n")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "catalogue.yaml line" in warnings[0] and "still serving" in warnings[0], result.stderr
+    assert "below the age of nineteen" in result.stdout
+    asked = run("ask", "can I accept a follow from an ex-pupil aged 18?", "--school", "chiltern", data=data_dir, policies=policies_copy)
+    assert asked.returncode == 0 and "below the age of nineteen" in asked.stdout, asked.stderr
+    assert_one_clear_line(run("index", data=data_dir, policies=policies_copy), "catalogue.yaml line")
