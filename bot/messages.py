@@ -45,6 +45,15 @@ def not_covered(school_name: str, titles: tuple[str, ...], ask: str, other_polic
     return f"{school_name}'s {_which(titles)} does not cover this, so I can't answer it from policy. Please ask {ask}."
 
 
+def intro(answer) -> str:
+    """The first line of an answer (bot/core/answer.py's Answer), on every platform."""
+    if answer.status == "answered":
+        return answered(answer.school_name, answer.citations[0].title)
+    if answer.status == "unsure":
+        return unsure(answer.school_name, answer.titles, answer.ask)
+    return not_covered(answer.school_name, answer.titles, answer.ask, answer.other_policy)
+
+
 def citation_label(title: str, section: str, heading: str) -> str:
     parts = [title]
     if section:

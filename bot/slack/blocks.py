@@ -11,7 +11,7 @@ import json
 import re
 
 from bot import messages
-from bot.core.answer import ANSWERED, UNSURE, Answer, Citation, Escalated
+from bot.core.answer import Answer, Citation, Escalated
 from bot.escalation.alert import Alert
 from bot.safeguarding.guidance import guidance
 
@@ -62,18 +62,10 @@ def citation_line(citation: Citation) -> str:
     return f"— {label}"
 
 
-def intro(answer: Answer) -> str:
-    if answer.status == ANSWERED:
-        return messages.answered(answer.school_name, answer.citations[0].title)
-    if answer.status == UNSURE:
-        return messages.unsure(answer.school_name, answer.titles, answer.ask)
-    return messages.not_covered(answer.school_name, answer.titles, answer.ask, answer.other_policy)
-
-
 def answer_blocks(answer: Answer, question_text: str = "") -> tuple[str, list[dict]]:
     """(notification text, blocks) for an answer: the intro, the quoted clauses with citations, warnings, buttons."""
-    lines = [neutralise(intro(answer))]
-    blocks = [_section(neutralise(intro(answer)))]
+    lines = [neutralise(messages.intro(answer))]
+    blocks = [_section(neutralise(messages.intro(answer)))]
     for citation in answer.citations[: answer.quoted]:
         blocks.append(_section(_quote(citation.quote)))
         blocks.append(_context(citation_line(citation)))

@@ -14,7 +14,7 @@ from microsoft_agents.activity import Activity, Attachment
 from microsoft_agents.activity.entity.ai_entity import AIEntity, ClientCitation, ClientCitationAppearance
 
 from bot import messages
-from bot.core.answer import ANSWERED, UNSURE, Answer, Citation, Escalated, Reply
+from bot.core.answer import Answer, Citation, Escalated, Reply
 from bot.escalation.alert import Alert
 from bot.safeguarding.guidance import guidance
 
@@ -70,14 +70,6 @@ def _clip(text: str, limit: int) -> str:
 
 # -- answers ----------------------------------------------------------------------------------------
 
-def intro(answer: Answer) -> str:
-    if answer.status == ANSWERED:
-        return messages.answered(answer.school_name, answer.citations[0].title)
-    if answer.status == UNSURE:
-        return messages.unsure(answer.school_name, answer.titles, answer.ask)
-    return messages.not_covered(answer.school_name, answer.titles, answer.ask, answer.other_policy)
-
-
 def label(citation: Citation) -> str:
     return messages.citation_label(citation.title, citation.section, citation.heading)
 
@@ -87,7 +79,7 @@ def answer_activity(answer: Answer, question: str = "", files: bool = False) -> 
     warnings, the offer to report, and the buttons."""
     shown = answer.citations[: min(answer.quoted, MAX_CITATIONS)]
     markers = " ".join(f"[{n}]" for n in range(1, len(shown) + 1))
-    body = [runs(intro(answer), weight="Bolder")]
+    body = [runs(messages.intro(answer), weight="Bolder")]
     for n, citation in enumerate(shown, 1):
         body.append({"type": "Container", "style": "emphasis", "items": [
             runs(citation.quote),
@@ -99,7 +91,7 @@ def answer_activity(answer: Answer, question: str = "", files: bool = False) -> 
         body.append(runs(messages.OFFER_REPORT, color="Attention", weight="Bolder"))
     if files:
         body.append(runs(messages.FILES_IGNORED_NOTE, isSubtle=True, italic=True))
-    text = intro(answer) + (f" {markers}" if markers else "")
+    text = messages.intro(answer) + (f" {markers}" if markers else "")
     return message(text, card(body, answer_actions(answer, question)), [citations(shown)] if shown else None)
 
 
