@@ -40,6 +40,16 @@ def test_ordinary_questions_are_not_raised(gate, text):
     assert not gate.assess(text).escalate
 
 
+def test_text_with_no_words_in_it_is_no_concern(gate):
+    """Random strings were forwarded as concerns (154 of 200) until generated ones were fitted as "no concern";
+    these come from another seed than the fitted ones."""
+    from bot.safeguarding.noise import SEED, noise_texts
+
+    raised = [t for t in noise_texts(200, seed=SEED + 1) if gate.assess(t).escalate]
+    assert raised == []
+    assert gate.assess("a Y8 told me her stepdad hits her ????? !!!! asdfgh").escalate  # mash around words still counts
+
+
 def test_a_colleague_addressed_first_is_not_the_subject(gate):
     # the Slack adapter drops a leading @-mention before the gate; what remains is about the child
     verdict = gate.assess("a year 9 girl told me her stepdad hits her when he's been drinking")

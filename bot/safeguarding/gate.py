@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.safeguarding.examples import Example, ExamplesError
+from bot.safeguarding.noise import noise_examples
 from index.vector_cache import VectorCache, slug
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ RECIPIENTS = ("dsl", "head", "chair")
 SHIPPED_VECTORS = Path(__file__).with_name("vectors")
 GATE_MODEL = "all-MiniLM-L6-v2"  # the gate's own small model, fine-tuned for it (bot/safeguarding/finetune.py)
 ADAPTER = Path(__file__).with_name("adapter") / "all-MiniLM-L6-v2-gate.npz"
-FIT_VERSION = 2  # bump when the fitting changes, so cached fits are redone
+FIT_VERSION = 3  # bump when the fitting changes, so cached fits are redone
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class SafeguardingGate:
                                   tuple(str(c) for c in data["categories"]), data["category_w"], data["category_b"])
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("refitting the safeguarding gate: its cached fit %s is unreadable (%s)", path.name, type(exc).__name__)
-        heads = fit(self._vectors.vectors([e.text for e in self.examples]), self.examples, self.thresholds.c)
+        training = self.examples + noise_examples()  # text with no words is no concern (bot/safeguarding/noise.py)
+        heads = fit(self._vectors.vectors([e.text for e in training]), training, self.thresholds.c)
         _save(path, heads)
         return heads
 

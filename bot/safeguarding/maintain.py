@@ -27,6 +27,7 @@ import numpy as np
 
 from bot.safeguarding.examples import SHIPPED, Example, load_examples, read_case_file
 from bot.safeguarding.gate import ADAPTER, GATE_MODEL, SHIPPED_VECTORS, Thresholds, fit
+from bot.safeguarding.noise import noise_examples
 from index import vector_cache
 from index.embed import SentenceTransformerEmbedder
 
@@ -79,7 +80,8 @@ def lowo(models: Path, c: float, sets: list[Path], tune: bool = False, writers: 
             embedder = _embedder(models)
         cache = vector_cache.VectorCache(embedder, models / "cache", shipped=sorted(SHIPPED_VECTORS.glob(f"{vector_cache.slug(embedder.name)}.npz")))
         vectors = cache.vectors([e.text for e in examples])
-        heads = fit(vectors[keep], training, c)
+        noise = noise_examples()
+        heads = fit(np.vstack([vectors[keep], cache.vectors([e.text for e in noise])]), training + noise, c)
         counts = score(heads, thresholds, vectors[~keep], [e for e, k in zip(examples, keep) if not k])
         total += counts
         print(line(source, counts), flush=True)
@@ -88,7 +90,8 @@ def lowo(models: Path, c: float, sets: list[Path], tune: bool = False, writers: 
     cache = vector_cache.VectorCache(embedder, models / "cache", shipped=sorted(SHIPPED_VECTORS.glob(f"{vector_cache.slug(embedder.name)}.npz")))
     vectors = cache.vectors([e.text for e in examples])
     if sets:
-        heads = fit(vectors, examples, c)
+        noise = noise_examples()
+        heads = fit(np.vstack([vectors, cache.vectors([e.text for e in noise])]), examples + noise, c)
         held: Counter = Counter()
         for path in sets:
             cases = read_case_file(path)
@@ -101,7 +104,7 @@ def lowo(models: Path, c: float, sets: list[Path], tune: bool = False, writers: 
 def ship(models: Path) -> None:
     embedder = _embedder(models)
     examples = load_examples([SHIPPED])
-    texts = list(dict.fromkeys(e.text for e in examples))
+    texts = list(dict.fromkeys(e.text for e in examples + noise_examples()))
     cache = vector_cache.VectorCache(embedder, models / "cache")
     vectors = cache.vectors(texts)
     target = SHIPPED_VECTORS / f"{vector_cache.slug(embedder.name)}.npz"
