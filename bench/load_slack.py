@@ -53,13 +53,8 @@ def event(i: int, ts: str) -> str:
                        "authorizations": [{"team_id": TEAM_ID, "user_id": "UBOT", "is_bot": True}]})
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=5.0, help="events per second")
-    parser.add_argument("--max-seconds", type=float, default=180.0, help="give up waiting for answers after this")
-    args = parser.parse_args()
-
+def measure(count: int, rate: float, max_seconds: float) -> dict:
+    """Start the Slack endpoint in its own process, send `count` signed mentions at `rate` a second; the figures."""
     work = Path(tempfile.mkdtemp(prefix="policybot-load-"))
     data = work / "data"
     data.mkdir()
@@ -71,7 +66,7 @@ def main() -> int:
     slack = SlackAPIServer().start()
     started = time.monotonic()
     served = ServeProcess(slack.base_url, data, SECRET, config=config)
-    print(f"server ready in {time.monotonic() - started:.1f}s at {served.url}")
+    ready = time.monotonic() - started
     sent: dict[str, float] = {}
     acks: list[float] = []
     statuses: list[int] = []
@@ -88,19 +83,18 @@ def main() -> int:
 
     try:
         slack.reset()
-        interval = 1.0 / args.rate
+        interval = 1.0 / rate
         begin = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            for i in range(args.count):
-                due = begin + i * interval
-                time.sleep(max(0.0, due - time.monotonic()))
+            for i in range(count):
+                time.sleep(max(0.0, begin + i * interval - time.monotonic()))
                 pool.submit(send, i, f"1800000000.{i:06d}")
         sending = time.monotonic() - begin
 
-        deadline = time.monotonic() + args.max_seconds
+        deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
             answered = {c.body.get("thread_ts") for c in slack.calls("chat.postMessage")}
-            if len(answered & set(sent)) >= args.count:
+            if len(answered & set(sent)) >= count:
                 break
             time.sleep(0.05)
         slack.wait_quiet(quiet=0.5, timeout=5)
@@ -109,22 +103,46 @@ def main() -> int:
         first: dict[str, float] = {}
         for call in posts:
             first.setdefault(call.body["thread_ts"], call.at)
-        answers = [first[ts] - sent[ts] for ts in first]
-        duplicates = len(posts) - len(first)
-
-        ms = lambda s: f"{s * 1000:.0f} ms"  # noqa: E731
-        print(f"sent {args.count} signed app_mention events at {args.rate}/s in {sending:.1f}s "
-              f"(HTTP 200: {statuses.count(200)}/{len(statuses)})")
-        print(f"ack latency     p50 {ms(percentile(acks, 50))}  p95 {ms(percentile(acks, 95))}  "
-              f"p99 {ms(percentile(acks, 99))}  max {ms(max(acks))}")
-        print(f"answer latency  p50 {ms(percentile(answers, 50))}  p95 {ms(percentile(answers, 95))}  "
-              f"max {ms(max(answers)) if answers else 'n/a'}  (mean {ms(statistics.fmean(answers)) if answers else 'n/a'})")
-        print(f"answered {len(first)}/{args.count}, duplicate answers {duplicates}")
-        return 0 if len(first) == args.count and duplicates == 0 else 1
+        return figures("Slack", count, rate, ready, sending, statuses, acks, [first[ts] - sent[ts] for ts in first],
+                       len(posts) - len(first))
     finally:
         served.stop()
         slack.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def figures(platform: str, count: int, rate: float, ready: float, sending: float, statuses: list[int], acks: list[float],
+            answers: list[float], duplicates: int) -> dict:
+    return {"platform": platform, "count": count, "rate": rate, "ready_s": ready, "sending_s": sending,
+            "accepted": sum(200 <= s < 300 for s in statuses), "ack_p50": percentile(acks, 50), "ack_p95": percentile(acks, 95),
+            "ack_p99": percentile(acks, 99), "ack_max": max(acks, default=float("nan")), "answer_p50": percentile(answers, 50),
+            "answer_p95": percentile(answers, 95), "answer_max": max(answers, default=float("nan")),
+            "answer_mean": statistics.fmean(answers) if answers else float("nan"), "answered": len(answers), "duplicates": duplicates}
+
+
+def report(f: dict) -> None:
+    ms = lambda s: f"{s * 1000:.0f} ms"  # noqa: E731
+    print(f"[{f['platform']}] server ready in {f['ready_s']:.1f}s; sent {f['count']} messages at {f['rate']}/s in {f['sending_s']:.1f}s "
+          f"(2xx: {f['accepted']}/{f['count']})")
+    print(f"[{f['platform']}] ack latency     p50 {ms(f['ack_p50'])}  p95 {ms(f['ack_p95'])}  p99 {ms(f['ack_p99'])}  max {ms(f['ack_max'])}")
+    print(f"[{f['platform']}] answer latency  p50 {ms(f['answer_p50'])}  p95 {ms(f['answer_p95'])}  max {ms(f['answer_max'])}  "
+          f"(mean {ms(f['answer_mean'])})")
+    print(f"[{f['platform']}] answered {f['answered']}/{f['count']}, duplicate answers {f['duplicates']}")
+
+
+def ok(f: dict) -> bool:
+    return f["answered"] == f["count"] and f["duplicates"] == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=5.0, help="events per second")
+    parser.add_argument("--max-seconds", type=float, default=180.0, help="give up waiting for answers after this")
+    args = parser.parse_args()
+    result = measure(args.count, args.rate, args.max_seconds)
+    report(result)
+    return 0 if ok(result) else 1
 
 
 if __name__ == "__main__":

@@ -322,6 +322,16 @@ def slack_api():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def fake_slack():
+    """One fake Slack Web API for a module's tests (those that share one served process)."""
+    server = SlackAPIServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # -------------------------------------------------------------------------------------------------
 # `policybot serve --http` as a separate process, pointed at a fake Web API (tests and bench/load_slack.py)
 

@@ -132,16 +132,25 @@ def test_a_post_that_landed_but_answered_500_is_not_sent_again(data_dir):
         slack.stop()
 
 
-def test_a_concern_addressed_to_a_colleague_still_reaches_the_dsl(data_dir):
-    """Staff often start with the person they mean ("<@U0JANE> ..."): the concern is still raised, once."""
+@pytest.mark.parametrize("setup", ["settings file", "one-school environment"])
+def test_a_concern_addressed_to_a_colleague_still_reaches_the_dsl(data_dir, setup):
+    """Staff often start with the person they mean ("<@U0JANE> ..."): the concern is about the child, and reaches
+    the DSL once; in the one-school setup (POLICYBOT_SCHOOL and POLICYBOT_DSL_CHANNEL only) it was once routed
+    as an allegation about the colleague, to no channel, and the staff member told it had been passed on."""
     slack = SlackAPIServer().start()
-    process = start(slack, data_dir)
+    if setup == "settings file":
+        process = start(slack, data_dir)
+    else:
+        (data_dir / "policybot.yaml").unlink()
+        process = ServeProcess(slack.base_url, data_dir, SECRET, env={"POLICYBOT_SCHOOL": "chiltern", "POLICYBOT_DSL_CHANNEL": "CDSL"})
     try:
-        text = f"<@U0JANE> {CONCERN}"
+        text = "<@U0JANE> a year 9 girl told me her stepdad hits her when he's been drinking"
         assert post_signed(process.url, event_body("EvKJ", "1700002300.000100", text), SECRET)[0] == 200
         slack.wait_for("chat.postMessage", timeout=60, where=lambda c: c.body.get("channel") == "CDSL")
         slack.wait_quiet(quiet=1.5, timeout=30)
         assert landed(slack) == 1
+        told = [c.text for c in slack.calls() if c.body.get("channel") == "CCHIL" or c.method in ("chat.postEphemeral", "response")]
+        assert any("#cdsl" in t.lower() for t in told) and not any("Nobody has been alerted" in t for t in told), told  # told where it went
     finally:
         process.stop()
         slack.stop()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.slack_api_server import TEAM_ID, SlackAPIServer, ServeProcess, post_signed
+from tests.slack_api_server import TEAM_ID, SlackAPIServer, ServeProcess, fake_slack, post_signed  # noqa: F401 (fake_slack: a fixture)
 
 pytestmark = pytest.mark.model
 
@@ -96,17 +96,11 @@ def test_any_bytes_on_a_line_get_at_most_one_clear_outcome_and_the_next_line_is_
 
 
 @pytest.fixture(scope="module")
-def fake_slack():
-    server = SlackAPIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def served(tmp_path_factory, bundled_index, fake_slack):
     data = tmp_path_factory.mktemp("fuzz-serve")
     shutil.copytree(bundled_index, data / "index")
-    (data / "policybot.yaml").write_text("slack:\n  channel_schools: {CCHIL: chiltern}\n", encoding="utf-8")
+    (data / "policybot.yaml").write_text("slack:\n  channel_schools: {CCHIL: chiltern}\n"
+                                         "schools:\n  chiltern:\n    policy_owner_channel: COWNER\n", encoding="utf-8")
     process = ServeProcess(fake_slack.base_url, data, SECRET, config=data / "policybot.yaml")
     yield process
     assert process.proc.poll() is None, "the server died under fuzzing"
@@ -199,3 +193,33 @@ def test_stalled_uploads_are_cut_off_and_questions_are_answered_meanwhile(served
     finally:
         for sock in stalled:
             sock.close()
+
+
+@FUZZ
+@given(question=texts, question_id=st.text(max_size=80),
+       planted=st.sampled_from(["<!channel>", "<!here>", "@channel", "@everyone", "<@U0HEAD>", "<#C0SECRET>", "<https://evil.example|click>"]))
+def test_a_forged_ask_a_person_value_is_echoed_harmlessly(served, fake_slack, question, question_id, planted):
+    """The button's value comes back from the client: whatever it holds, the policy owner's channel gets plain text
+    that mentions nobody but the member of staff who pressed it."""
+    from urllib.parse import urlencode
+
+    from bot.slack.blocks import ASK_PERSON
+
+    fake_slack.wait_quiet()
+    fake_slack.reset()
+    value = json.dumps({"q": question_id, "s": "chiltern", "t": f"{question} {planted}"}, ensure_ascii=False)
+    payload = {"type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": "USTAFF"}, "api_app_id": "A0001",
+               "token": "legacy", "trigger_id": "trig.1", "response_url": fake_slack.base_url + "response",
+               "channel": {"id": "CCHIL"}, "container": {"type": "message", "message_ts": "1700000000.000100"},
+               "actions": [{"type": "button", "action_id": ASK_PERSON, "block_id": "policybot_feedback", "value": value,
+                            "action_ts": "1700000001.000100"}]}
+    body = urlencode({"payload": json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")})
+    status, _ = post_signed(served.url, body, SECRET, content_type="application/x-www-form-urlencoded")
+    assert status == 200
+    fake_slack.wait_for("response", timeout=60)  # the member of staff is told what happened
+    posts = fake_slack.calls("chat.postMessage")
+    assert [c.body.get("channel") for c in posts] == ["COWNER"]
+    for post in posts:
+        echoed = post.text.replace("<@USTAFF>", "")
+        assert "<!" not in echoed and "<@" not in echoed and "<#" not in echoed and "<http" not in echoed, echoed
+        assert "@channel" not in echoed and "@everyone" not in echoed and "@here" not in echoed, echoed

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.slack_api_server import TEAM_ID, SlackAPIServer, ServeProcess, post_signed
+from tests.slack_api_server import TEAM_ID, ServeProcess, fake_slack, post_signed  # noqa: F401 (fake_slack: a fixture)
 
 SECRET = "process-signing-secret"
 CLAUSE = "below the age of nineteen"
@@ -42,13 +42,6 @@ def data_dir(tmp_path_factory, bundled_index):
     shutil.copytree(bundled_index, data / "index")
     (data / "policybot.yaml").write_text(CONFIG, encoding="utf-8")
     return data
-
-
-@pytest.fixture(scope="module")
-def fake_slack():
-    server = SlackAPIServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

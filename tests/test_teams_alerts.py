@@ -143,14 +143,20 @@ def test_channels_are_named_as_staff_know_them(tmp_path, stand_ins):
     assert alerts.describe(HEAD_CHANNEL) == "the headteacher's Teams channel"
 
 
-def test_includes_reads_the_channels_members_and_says_no_when_teams_cannot_tell(setup):
+def test_includes_reads_the_channels_members_and_raises_when_teams_cannot_tell(setup):
+    """An allegation about the head is never posted on the guess that the head is not in the channel: a failure to
+    list the members is a transient delivery error, retried (it was once read as "not a member", a second reader found)."""
+    from bot.escalation.channel import DeliveryError
+
     settings, parts, store, connector = setup
     parts.alerts.service_urls.remember(TENANT, connector.service_url)
     connector.members[HEAD_CHANNEL] = [{"id": "29:head", "aadObjectId": "aad-head"}, {"id": "29:other", "aadObjectId": "aad-other"}]
     assert parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-head",))
     assert not parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-chair",))
     connector.stop()
-    assert not parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-head",))
+    with pytest.raises(DeliveryError) as failed:
+        parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-head",))
+    assert failed.value.transient
 
 
 def test_teams_needs_a_tenant_to_accept_anything(tmp_path, stand_ins):

@@ -2,7 +2,7 @@
 
 The gate's regressions only ever saw staff messages; far from all of them, a
 linear head says anything, and before these were added random strings were
-forwarded as concerns (154 of 200; found by fuzzing `policybot ask`). Fitted
+forwarded as concerns (154 of 200; found by fuzzing the Slack endpoint, tests/test_fuzz.py). Fitted
 with 1,000 of these, 0 of 300 fresh strings were forwarded and the sealed sgD
 sets kept 156 of 160 concerns forwarded (docs/safeguarding.md). They are made
 from a fixed seed, so every replica fits the same gate.

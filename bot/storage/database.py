@@ -112,14 +112,20 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        # SQLite can refuse a brand-new file's lock outright ("database is locked", no busy wait) while another
+        # replica is switching it to WAL: that is worth a few short retries, nothing else is
+        locked = retry_if_exception(lambda e: isinstance(e, OperationalError) and "locked" in str(e).lower())
         try:
-            with self.engine.begin() as connection:
-                if self.dialect == "postgresql":
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
-                before = MigrationContext.configure(connection).get_current_revision()
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-                after = MigrationContext.configure(connection).get_current_revision()
+            for attempt in Retrying(retry=locked, stop=stop_after_attempt(5), wait=wait_exponential(0.1, max=2), reraise=True):
+                with attempt, self.engine.begin() as connection:
+                    if self.dialect == "postgresql":
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
+                    before = MigrationContext.configure(connection).get_current_revision()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    after = MigrationContext.configure(connection).get_current_revision()
         except SQLAlchemyError as exc:
             raise DatabaseError(f"Could not open the database {self.safe_url} ({_first_line(exc)}); "
                                 "check `database_url` (or that the data folder is on a local disk)") from None
@@ -132,7 +138,8 @@ class Database:
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # one connection per use: SQLite's locking, not a pool, orders the writers; every connection is set up alike
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+        engine = create_engine(url, poolclass=NullPool, hide_parameters=True,  # an error never carries a concern's words
+                               connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _setup(dbapi_connection, _record):
@@ -152,7 +159,8 @@ def _engine(url: str) -> Engine:
         url = url.replace("postgres://", "postgresql://", 1)
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, isolation_level="READ COMMITTED")
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, isolation_level="READ COMMITTED",
+                             hide_parameters=True)  # an error never carries a concern's words
     raise DatabaseError(f"database_url {url!r} is neither sqlite:/// nor postgresql://; see deploy/policybot.example.yaml")
 
 

@@ -125,15 +125,16 @@ class TeamsAlertChannel:
             raise classify(exc) from None
 
     def includes(self, channel: str, users: tuple[str, ...]) -> bool:
-        """Whether any of `users` (Entra object ids, or 29: ids) is a member; False when Teams cannot tell."""
+        """Whether any of `users` (Entra object ids, or 29: ids) is a member. When Teams cannot tell, the error is raised
+        (a transient one is retried): an allegation about the head is never posted on the guess that they are not there."""
         service_url = self.service_urls.for_tenant(self.settings.teams.tenant_id) or DEFAULT_SERVICE_URL
         wanted = {u.removeprefix("teams:") for u in users}
         try:
             members = _run(self.connector.member_ids(service_url, channel))
         except Exception as exc:
-            log.warning("could not list the members of a Teams channel (%s); assuming the headteacher is not in it",
-                        classify(exc).code)
-            return False
+            error = classify(exc)
+            log.warning("could not list the members of a Teams channel (%s); the alert about the head waits", error.code)
+            raise error from None
         return bool(wanted & members)
 
     def describe(self, channel: str) -> str:

@@ -1,0 +1,134 @@
+"""Load test for the Teams adapter beside the Slack one, in the same run, entirely on 127.0.0.1.
+
+Starts the local identity and Bot Connector stand-ins (tests/teams_standins.py) and `policybot serve --teams`
+as a separate process, posts authenticated message activities (JWTs signed with the stand-in's key) at a steady
+rate, and prints time to ready, acknowledgement latency and answer latency (until the reply reaches the
+connector), then the same for Slack (bench/load_slack.py) and Teams/Slack ratios.
+
+    .venv/bin/python bench/load_teams.py --count 60 --rate 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import load_slack  # noqa: E402
+from tests.teams_standins import APP_ID, APP_PASSWORD, TENANT, Connector, Identity, activity, personal_conversation, post  # noqa: E402
+
+
+def config_text(identity: Identity) -> str:
+    return (f"school: chiltern\nteams:\n  app_id: \"{APP_ID}\"\n  app_password: \"{APP_PASSWORD}\"\n  tenant_id: \"{TENANT}\"\n"
+            f"  openid_metadata_url: \"{identity.openid_url}\"\n  token_url: \"{identity.token_url}\"\n")
+
+
+def start(data: Path, config: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str, float]:
+    exe = Path(sys.executable).parent / "policybot"
+    env = {**os.environ, "POLICYBOT_CONFIG": str(config), "HF_HUB_OFFLINE": "1"}
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        env.pop(name, None)
+    started = time.monotonic()
+    process = subprocess.Popen([str(exe), "--data", str(data), "serve", "--teams", "--host", "127.0.0.1", "--port", "0"],
+                               cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=open(data / "serve.log", "wb"))
+    found: list[str] = []
+
+    def read():
+        for line in process.stdout:
+            text = line.decode("utf-8", "replace")
+            if "bound to " in text:
+                found.append(text.split("bound to ", 1)[1].strip())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found:
+        process.kill()
+        raise RuntimeError(f"policybot serve --teams did not start; log:\n{(data / 'serve.log').read_text(errors='replace')[-3000:]}")
+    return process, found[0], time.monotonic() - started
+
+
+def measure(count: int, rate: float, max_seconds: float) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="policybot-load-teams-"))
+    data = work / "data"
+    data.mkdir()
+    if (ROOT / "data" / "index").is_dir():
+        shutil.copytree(ROOT / "data" / "index", data / "index")
+    identity, connector = Identity(), Connector()
+    config = work / "policybot.yaml"
+    config.write_text(config_text(identity), encoding="utf-8")
+    process, url, ready = start(data, config)
+    sent: dict[str, tuple[str, float]] = {}  # activity id -> (its reply path, when it was sent)
+    acks: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send(i: int):
+        question = load_slack.QUESTIONS[i % len(load_slack.QUESTIONS)]
+        activity_id, user = f"18000000{i:05d}", f"29:load-{i:05d}"
+        body = activity(connector, question, activity_id=activity_id, user=user, aad=f"aad-load-{i}")
+        token = identity.mint(connector.service_url)
+        with lock:
+            sent[activity_id] = (f"/{personal_conversation(user)}/activities/{activity_id}", time.monotonic())
+        status, _, took = post(url, body, token)
+        with lock:
+            acks.append(took)
+            statuses.append(status)
+
+    try:
+        interval = 1.0 / rate
+        begin = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for i in range(count):
+                time.sleep(max(0.0, begin + i * interval - time.monotonic()))
+                pool.submit(send, i)
+        sending = time.monotonic() - begin
+        paths = {path: activity_id for activity_id, (path, _) in sent.items()}
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline and len({c.path for c in connector.calls() if c.path.endswith(tuple(paths))}) < count:
+            time.sleep(0.05)
+        connector.wait_quiet(quiet=0.5, timeout=5)
+        replies = [c for c in connector.calls() if c.method == "POST" and any(c.path.endswith(p) for p in paths)]
+        first: dict[str, float] = {}
+        for call in replies:
+            activity_id = next(paths[p] for p in paths if call.path.endswith(p))
+            first.setdefault(activity_id, call.at)
+        answers = [first[a] - sent[a][1] for a in first]
+        return load_slack.figures("Teams", count, rate, ready, sending, statuses, acks, answers, len(replies) - len(first))
+    finally:
+        process.terminate()
+        process.wait(30)
+        identity.stop()
+        connector.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=5.0, help="messages per second")
+    parser.add_argument("--max-seconds", type=float, default=180.0)
+    args = parser.parse_args()
+    teams = measure(args.count, args.rate, args.max_seconds)
+    load_slack.report(teams)
+    slack = load_slack.measure(args.count, args.rate, args.max_seconds)
+    load_slack.report(slack)
+    for key in ("ready_s", "ack_p95", "answer_p50", "answer_p95"):
+        print(f"Teams/Slack {key:10} {teams[key] / slack[key]:.2f}x")
+    return 0 if load_slack.ok(teams) and load_slack.ok(slack) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
