@@ -70,17 +70,46 @@ class OnnxTransformer:
         import onnxruntime
 
         _no_telemetry(onnxruntime)
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # idle worker threads spinning for work would slow FAISS and numpy, which run between two questions
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        shared = _shared_threads(onnxruntime)
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), _options(onnxruntime, shared), providers=["CPUExecutionProvider"])
+        except Exception:  # the process made ONNX Runtime's environment before the shared pool: threads of its own
+            if not shared:
+                raise
+            self._session = onnxruntime.InferenceSession(str(path), _options(onnxruntime, False), providers=["CPUExecutionProvider"])
         self.word_layer = word_layer
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Outputs:
         outputs = self._session.run(None, {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)})
         return Outputs(last=outputs[0], words=outputs[-1])
+
+
+_SHARED: list[bool] = []  # whether this process's sessions share ONNX Runtime's global thread pool (decided once)
+
+
+def _shared_threads(onnxruntime) -> bool:
+    """One pool of worker threads for every session of the process (the answer model and the safeguarding gate's),
+    allowed to spin between the operators of a pass. Each session with a pool of its own, spinning, would fight
+    the other's idle threads and numpy's for two cores (the warm answer took 59 ms at p50 that way, 36 ms
+    without spinning); one shared pool that spins: 34 ms, and p95 45 ms against 56 (docs/quality.md)."""
+    if not _SHARED:
+        try:
+            onnxruntime.set_global_thread_pool_sizes(len(os.sched_getaffinity(0)), 1)  # a thread per core it may use
+            _SHARED.append(True)
+        except Exception:  # the environment already exists (created by other code in this process)
+            _SHARED.append(False)
+    return _SHARED[0]
+
+
+def _options(onnxruntime, shared: bool):
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if shared:
+        options.use_per_session_threads = False
+    else:  # idle threads of a pool of its own spinning for work would slow the other session, FAISS and numpy
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _no_telemetry(onnxruntime) -> None:

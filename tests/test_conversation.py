@@ -141,3 +141,29 @@ def test_the_cli_chat_runs_and_a_report_is_typed(tmp_path, bundled_index, models
     assert "answering from Chiltern Learning Trust's policies" in chat.stdout
     assert "Nobody has been alerted from here" in chat.stdout
 
+
+
+def test_a_delivery_whose_decision_failed_is_handled_when_the_platform_retries_it(tmp_path, answerer, gate, slack_api):
+    """The store refuses the first write (a real SQLite trigger stands in for a full disk): the event's claim is let
+    go, so Slack's retry records the concern once instead of being ignored as a duplicate."""
+    import sqlite3
+
+    slack_api.channels["CDSL"] = {"name": "dsl-team"}
+    settings = Settings(data_dir=tmp_path, school="chiltern", slack=SlackSettings(bot_token="xoxb-test"),
+                        schools={"chiltern": SchoolRoutes(dsl_channel="CDSL")}, escalation=EscalationSettings())
+    state = ConversationState(settings.database)
+    store = EscalationStore(tmp_path / "escalations.sqlite3")
+    deliverer = Deliverer(store, SlackAlertChannel(WebClient(token="xoxb-test", base_url=slack_api.base_url)), settings, FAST)
+    conversation = Conversation(settings, answerer, gate, state, store, deliverer)
+    with sqlite3.connect(tmp_path / "escalations.sqlite3") as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON escalations BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    message = slack_message(CONCERN)
+    with pytest.raises(Exception, match="disk full"):
+        conversation.receive(message)
+    assert state.event_status(message.event_key) is None  # not held as "being handled"
+    with sqlite3.connect(tmp_path / "escalations.sqlite3") as db:
+        db.execute("DROP TRIGGER refuse")
+    turn = conversation.receive(message)  # the platform's retry
+    assert turn.kind == "concern" and turn.escalation_id
+    assert conversation.receive(message).kind == "duplicate"  # and a third delivery is one
+    assert [e.id for e in store.list()] == [turn.escalation_id]

@@ -183,3 +183,26 @@ def test_a_body_that_never_finishes_arriving_gets_408_and_frees_its_slot(bot):
     assert answer.startswith("HTTP/1.1 408")
     nothing_happened(bot)
     assert bot.send(activity(bot.connector, "help", activity_id="1700000900001"))[0] == 202
+
+
+def test_a_key_document_that_lists_no_keys_keeps_the_cached_ones(stand_ins):
+    """A refresh that gets an empty key list (a fault of the host) must not refuse every token from then on."""
+    import asyncio
+
+    from bot.teams.auth import KeysUnavailable, OpenIdKeys
+
+    identity, _ = stand_ins
+    keys = OpenIdKeys(identity.openid_url, unknown_key_refresh=0.0)
+
+    async def go():
+        assert await keys.key("key-teams") is not None
+        published, identity.keys = identity.keys, {}
+        try:
+            assert await keys.key("a-key-nobody-published") is None  # an unknown key id: refreshed, none listed
+            assert await keys.key("key-teams") is not None
+            with pytest.raises(KeysUnavailable):  # and with nothing cached, it is unavailable, not an empty pass
+                await OpenIdKeys(identity.openid_url).key("key-teams")
+        finally:
+            identity.keys = published
+
+    asyncio.run(go())

@@ -13,6 +13,7 @@ Logs carry ids, counts and timings: never what anyone wrote.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -115,6 +116,22 @@ class Conversation:
         if message.event_key and not self.state.claim(message.event_key):
             log.info("duplicate delivery ignored platform=%s", message.place.platform)
             return Turn(message, "duplicate")
+        with self._released_on_failure(message):
+            return self._decide(message, school)
+
+    @contextlib.contextmanager
+    def _released_on_failure(self, message: Message):
+        """A claimed event whose decision failed (the store or the model raised) is let go, so the platform's retry
+        is handled rather than ignored as a duplicate; a concern already recorded is not recorded twice (its record
+        is keyed by the event)."""
+        try:
+            yield
+        except Exception:
+            if message.event_key:
+                self.state.release(message.event_key)
+            raise
+
+    def _decide(self, message: Message, school: str | None) -> Turn:
         text = (message.text or "").strip()
         if not text:
             return Turn(message, "notice", notice=messages.FILES_NOT_READ if message.files else messages.EMPTY_QUESTION)
@@ -142,10 +159,11 @@ class Conversation:
         text = (message.text or "").strip()
         if not text:
             return Turn(message, "notice", notice=messages.REPORT_NOTHING_TO_SEND)
-        school = school or self.router().for_message(message.user, message.place).school
-        verdict = self.gate.assess(text)
-        recipient = verdict.recipient if verdict.level != "none" else "dsl"
-        return replace(self._record(message, school, Assessment.reported(recipient)), reported=True)
+        with self._released_on_failure(message):
+            school = school or self.router().for_message(message.user, message.place).school
+            verdict = self.gate.assess(text)
+            recipient = verdict.recipient if verdict.level != "none" else "dsl"
+            return replace(self._record(message, school, Assessment.reported(recipient)), reported=True)
 
     def reply(self, turn: Turn) -> Reply | None:
         """What to say to the writer (None for a duplicate)."""

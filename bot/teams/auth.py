@@ -109,7 +109,13 @@ class OpenIdKeys:
                 return
             raise KeysUnavailable(type(exc).__name__) from None
         keys = document.get("keys") if isinstance(document, dict) else None
-        self._keys = {k["kid"]: k for k in keys or [] if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        fetched = {k["kid"]: k for k in keys or [] if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        if not fetched:  # a key document with no keys in it is a fault of the host, not a revocation of every key
+            if keep_old and self._keys:
+                log.warning("the Bot Connector's key document lists no keys; keeping the cached ones")
+                return
+            raise KeysUnavailable("the key document lists no keys")
+        self._keys = fetched
         supported = metadata.get("id_token_signing_alg_values_supported")
         self._algorithms = tuple(a for a in supported if a == ALGORITHM) if isinstance(supported, list) else (ALGORITHM,)
         self._fetched = time.monotonic()
