@@ -84,23 +84,29 @@ def channel_warnings(client: WebClient, settings: Settings, schools: list[str]) 
 
 
 def _call(call, token_name: str, base_url: str):
+    quiet = logging.getLogger("slack_sdk.web.base_client")
+    level = quiet.level
+    if not log.isEnabledFor(logging.DEBUG):  # slack_sdk logs each failed attempt as an ERROR line of its own
+        quiet.setLevel(logging.CRITICAL)
     try:
         return call()
     except SlackApiError as exc:
         code = (exc.response.get("error") if exc.response is not None else None) or "error"
         if code in ("invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"):
-            raise StartupError(f"{token_name} was refused by Slack ({code}): reinstall the app and copy its new token") from None
+            raise StartupError(f"{token_name} was refused by Slack ({code}): reinstall the app and copy its new token") from exc
         if code == "missing_scope":
             raise StartupError(f"{token_name} lacks a scope Slack needs here ({code}): check the app's scopes against "
-                               "deploy/slack-manifest.yaml and reinstall it") from None
-        raise StartupError(f"Slack refused {token_name} ({code}); check the app's settings") from None
+                               "deploy/slack-manifest.yaml and reinstall it") from exc
+        raise StartupError(f"Slack refused {token_name} ({code}); check the app's settings") from exc
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.gaierror):
-            raise StartupError(f"Cannot resolve Slack's address ({base_url}): check this server's DNS and network") from None
-        raise StartupError(f"Cannot reach Slack at {base_url} ({reason}): check the network, a proxy, or SLACK_API_URL") from None
+            raise StartupError(f"Cannot resolve Slack's address ({base_url}): check this server's DNS and network") from exc
+        raise StartupError(f"Cannot reach Slack at {base_url} ({reason}): check the network, a proxy, or SLACK_API_URL") from exc
     except (TimeoutError, socket.timeout, ConnectionError, OSError) as exc:
-        raise StartupError(f"Cannot reach Slack at {base_url} ({type(exc).__name__}): check the network or a proxy") from None
+        raise StartupError(f"Cannot reach Slack at {base_url} ({type(exc).__name__}): check the network or a proxy") from exc
+    finally:
+        quiet.setLevel(level)
 
 
 def _kind(token: str) -> str:

@@ -90,6 +90,16 @@ class OpenIdKeys:
                 await self._refresh(keep_old=not stale)
             return self._keys.get(kid)
 
+    async def prefetch(self) -> None:
+        """Fetch the keys at start-up, so the first request does not wait for them. A failure is one warning: requests
+        get 503 (the Bot Connector tries again) until the keys can be fetched."""
+        try:
+            async with self._loop_lock():
+                await self._refresh(keep_old=False)
+        except KeysUnavailable as exc:
+            log.warning("cannot fetch the Bot Connector's signing keys yet (%s); Teams requests get 503 until they can be "
+                        "fetched: check teams.openid_metadata_url and the network", exc)
+
     @property
     def algorithms(self) -> tuple[str, ...]:
         return self._algorithms

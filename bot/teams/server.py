@@ -147,6 +147,7 @@ class TeamsApp:
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         log.info("Teams endpoint listening on %s:%d%s", host, self.port, MESSAGES_PATH)
+        await self.endpoint.auth.keys.prefetch()
         return self.port
 
     async def idle(self, timeout: float = DRAIN_SECONDS) -> None:
