@@ -3,3 +3,7 @@
 
 class PolicyBotError(Exception):
     pass
+
+
+class DocumentError(PolicyBotError):
+    """A policy file cannot be read; the message names the file and the reason."""

@@ -1,4 +1,4 @@
-"""Loaders for Word, PDF and HTML policies, registered with `index.load`.
+"""Loaders for Word, PDF and HTML policies; `index.load` reads every format through `FORMATS`.
 
 Each loader returns Markdown-like text so one chunker serves every format:
 headings become `#` lines, list items `- ` lines, paragraphs are separated by
@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from index.load import DocumentError, register
+from index.errors import DocumentError
 
 NUMBERED = re.compile(r"^\d{1,2}(?:\.\d{1,3})*[.)]?\s+\S")
 LIST_START = re.compile(r"^(?:[-–•●▪◦·*]|\d{1,2}(?:\.\d{1,3})+\.?|\d{1,2}[.)])\s+")
@@ -387,7 +387,5 @@ def header_metadata(text: str, lines: int = 40) -> dict[str, str]:
     return found
 
 
-register(".docx", "docx", load_docx)
-register(".pdf", "pdf", load_pdf)
-register(".html", "html", load_html)
-register(".htm", "html", load_html)
+# suffix -> (format name, loader)
+FORMATS = {".docx": ("docx", load_docx), ".pdf": ("pdf", load_pdf), ".html": ("html", load_html), ".htm": ("html", load_html)}

@@ -1,25 +1,17 @@
-"""Read policy files into `Document`s. Plain text and Markdown here; other formats register loaders."""
+"""Read policy files into `Document`s: plain text and Markdown here, Word, PDF and HTML in `index.formats`."""
 
 from __future__ import annotations
-
-from index.errors import PolicyBotError
 
 from collections.abc import Callable
 from pathlib import Path
 
+from index.errors import DocumentError
+from index.formats import FORMATS
 from index.model import Document
 
-
-class DocumentError(PolicyBotError):
-    """A policy file cannot be read; the message names the file and the reason."""
-
+__all__ = ["DocumentError", "load_document", "supported_suffixes"]
 
 Loader = Callable[[Path], str]
-LOADERS: dict[str, tuple[str, Loader]] = {}
-
-
-def register(suffix: str, fmt: str, loader: Loader) -> None:
-    LOADERS[suffix.lower()] = (fmt, loader)
 
 
 def _read_text(path: Path) -> str:
@@ -36,18 +28,15 @@ def _read_text(path: Path) -> str:
     raise DocumentError(f"{path}: the text is not UTF-8 or Windows-1252")
 
 
-register(".txt", "txt", _read_text)
-register(".md", "md", _read_text)
-register(".markdown", "md", _read_text)
+LOADERS: dict[str, tuple[str, Loader]] = {".txt": ("txt", _read_text), ".md": ("md", _read_text),
+                                          ".markdown": ("md", _read_text), **FORMATS}
 
 
 def supported_suffixes() -> tuple[str, ...]:
-    _register_rich_formats()
     return tuple(sorted(LOADERS))
 
 
 def load_document(path: Path, school: str, policy: str) -> Document:
-    _register_rich_formats()
     path = Path(path)
     if not path.is_file():
         raise DocumentError(f"{path}: no such file")
@@ -60,11 +49,3 @@ def load_document(path: Path, school: str, policy: str) -> Document:
     if not text.strip():
         raise DocumentError(f"{path}: no text could be read from the file")
     return Document(school=school, policy=policy, path=str(path), text=text, format=fmt)
-
-
-def _register_rich_formats() -> None:
-    try:  # Word, PDF and HTML loaders live in their own module
-        import index.formats  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "index.formats":
-            raise

@@ -18,7 +18,8 @@ from bot.escalation.delivery import Backoff, Deliverer
 from bot.escalation.store import EscalationStore
 from bot.settings import EscalationSettings, SchoolRoutes, Settings, SlackSettings
 from bot.slack.alerts import SlackAlertChannel
-from bot.slack.app import create_app, question_text
+from bot.slack.app import question_text
+from bot.slack.listeners import create_app
 from bot.slack.blocks import ASK_PERSON, HELPFUL, neutralise
 from tests.slack_api_server import TEAM_ID, slack_api  # noqa: F401  (fixture)
 

@@ -227,3 +227,30 @@ def test_killed_while_posting_then_restarted_delivers_exactly_once(tmp_path, sta
         second.wait(10)
     time.sleep(0.3)
     assert len(connector.threads[DSL_CHANNEL]) == 1 and len(store.list()) == 1
+
+
+def test_an_unacknowledged_alert_is_resent_once_to_the_teams_fallback_channel(tmp_path, stand_ins):
+    """The same store and re-alerting as Slack's: an alert nobody acknowledged goes, once, to the school's Teams
+    fallback channel, marked NOT ACKNOWLEDGED; an acknowledged one does not."""
+    from bot.settings import EscalationSettings
+
+    identity, connector = stand_ins
+    fallback = "19:fallback@thread.tacv2"
+    settings = teams_settings(tmp_path, identity, connector).model_copy(update={
+        "schools": {"chiltern": SchoolRoutes(teams=ChannelRoutes(dsl_channel=DSL_CHANNEL, fallback_channel=fallback))},
+        "escalation": EscalationSettings(ack_timeout_minutes=0)})
+    parts = teams_parts(settings)
+    store = EscalationStore(Database(settings.database))
+    deliverer = Deliverer(store, parts.alerts, settings, fast_backoff())
+    late, _ = store.record(request(connector, key="teams:late"))
+    seen, _ = store.record(request(connector, key="teams:seen"))
+    deliverer.deliver(late.id)
+    deliverer.deliver(seen.id)
+    store.acknowledge(seen.id, "teams:aad-dsl")
+    assert deliverer.resend_unacknowledged() == 1
+    assert deliverer.resend_unacknowledged() == 0
+    to_fallback = [p for p in thread_posts(connector) if p.body["channelData"]["channel"]["id"] == fallback]
+    assert len(to_fallback) == 1
+    shown = texts(to_fallback[0].body["activity"]["attachments"][0]["content"])
+    assert "NOT ACKNOWLEDGED" in shown and WORDS in shown
+    assert store.get(late.id).resent_to_fallback_at and not store.get(seen.id).resent_to_fallback_at

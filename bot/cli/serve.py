@@ -91,7 +91,7 @@ def serve(ctx, use_http, teams, port, host, watch):
     notifiers = {}
     slack_app = None
     if slack_on:
-        from bot.slack.app import create_app
+        from bot.slack.listeners import create_app
 
         slack_app = create_app(settings, core, slack_client, alerts=rt.escalations)
         notifiers["slack"] = slack_app.adapter.notify

@@ -17,10 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot import messages
 from bot.core.answer import Reply
@@ -186,23 +184,6 @@ class SlackAdapter:
     def reindex(self) -> str:
         with self._reindex_lock:
             return self.core.reindex()
-
-
-def create_app(settings: Settings, core: Conversation, client: WebClient | None = None, alerts=None, **app_options) -> App:
-    """The Bolt app over the conversation core. `client` defaults to a WebClient for SLACK_BOT_TOKEN at SLACK_API_URL;
-    `alerts`: the escalation store, for the alerts' Acknowledge and Close buttons."""
-    client = client or make_client(settings)
-    for handler in (ServerErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)):
-        if not any(type(h) is type(handler) for h in client.retry_handlers):
-            client.retry_handlers.append(handler)  # answers only: alerts go through bot/slack/alerts.py, which never retries blind
-    adapter = SlackAdapter(settings, core, client)
-    app = App(client=client, signing_secret=settings.slack.signing_secret or "", name="policybot", process_before_response=True,
-              **app_options)
-    app.adapter = adapter  # for tests and the serve command
-    from bot.slack.listeners import register
-
-    register(app, adapter, alerts)
-    return app
 
 
 def make_client(settings: Settings) -> WebClient:

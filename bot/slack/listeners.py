@@ -1,4 +1,4 @@
-"""Bolt listeners: each Slack event, command and button as a call to the adapter, with every field checked.
+"""The Bolt app and its listeners: each Slack event, command and button as a call to the adapter, with every field checked.
 
 A signed event whose fields have the wrong types is acknowledged and ignored
 with one log line; nothing a request carries is trusted to be a string, a dict
@@ -12,15 +12,17 @@ import re
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot import messages
-from bot.core.conversation import Handoff, Message
+from bot.core.conversation import Conversation, Handoff, Message
 from bot.core.schools import Place
 from bot.core.text import safe_text
 from bot.escalation.alert import build_alert
 from bot.escalation.store import EscalationNotFound
+from bot.settings import Settings
 from bot.slack import blocks
-from bot.slack.app import Incoming, SlackAdapter, question_text, text_of, value, without_bot
+from bot.slack.app import Incoming, SlackAdapter, make_client, question_text, text_of, value, without_bot
 from index.errors import PolicyBotError
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,21 @@ ADMIN_WORDS = ("status", "reindex", "gaps")
 def _str(data, key: str) -> str:
     item = data.get(key) if isinstance(data, dict) else None
     return item if isinstance(item, str) else ""
+
+
+def create_app(settings: Settings, core: Conversation, client: WebClient | None = None, alerts=None, **app_options) -> App:
+    """The Bolt app over the conversation core. `client` defaults to a WebClient for SLACK_BOT_TOKEN at SLACK_API_URL;
+    `alerts`: the escalation store, for the alerts' Acknowledge and Close buttons."""
+    client = client or make_client(settings)
+    for handler in (ServerErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)):
+        if not any(type(h) is type(handler) for h in client.retry_handlers):
+            client.retry_handlers.append(handler)  # answers only: alerts go through bot/slack/alerts.py, which never retries blind
+    adapter = SlackAdapter(settings, core, client)
+    app = App(client=client, signing_secret=settings.slack.signing_secret or "", name="policybot", process_before_response=True,
+              **app_options)
+    app.adapter = adapter  # for tests and the serve command
+    register(app, adapter, alerts)
+    return app
 
 
 def register(app: App, adapter: SlackAdapter, alerts=None) -> None:
