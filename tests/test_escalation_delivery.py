@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -324,3 +325,34 @@ def test_never_posted_where_the_head_it_is_about_would_read_it(tmp_path):
         fixed = Deliverer(store, client, settings(head_user_ids=("UHEAD",), chair_channel="CGOV"), FAST)
         fixed.sweep(include_permanent=True)
         assert [c.body["channel"] for c in slack.calls("chat.postMessage")] == ["CGOV"]
+
+
+def test_a_re_alert_that_could_not_be_posted_goes_out_at_the_next_sweep_once(tmp_path, slack_api, client):
+    store = EscalationStore(tmp_path / "db.sqlite3")
+    config = settings().model_copy(update={"escalation": EscalationSettings(ack_timeout_minutes=0)})
+    deliverer = Deliverer(store, client, config, FAST)
+    late, _ = store.record(request("late"))
+    deliverer.deliver(late.id)
+    slack_api.fail_next("chat.postMessage", 1, status=503)
+    assert deliverer.resend_unacknowledged() == 0  # Slack was down: not lost, only later
+    assert not store.get(late.id).resent_to_fallback_at
+    assert deliverer.resend_unacknowledged() == 1
+    assert deliverer.resend_unacknowledged() == 0
+    assert len(posts(slack_api, "CFALLBACK")) == 1
+
+
+def test_a_re_alert_claimed_by_a_replica_that_died_is_sent_once_the_lease_runs_out(tmp_path, slack_api, client):
+    from bot.escalation.store import LEASE_SECONDS
+
+    config = settings().model_copy(update={"escalation": EscalationSettings(ack_timeout_minutes=0)})
+    store = EscalationStore(tmp_path / "db.sqlite3")
+    late, _ = store.record(request("late"))
+    Deliverer(store, client, config, FAST).deliver(late.id)
+    assert EscalationStore(tmp_path / "db.sqlite3", owner="dead-replica").claim_resend(late.id)  # then it died
+    assert Deliverer(store, client, config, FAST).resend_unacknowledged() == 0  # it may still be posting
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=LEASE_SECONDS + 5)
+    survivor = Deliverer(EscalationStore(tmp_path / "db.sqlite3", now=lambda: later), client, config, FAST)
+    assert survivor.resend_unacknowledged() == 1
+    assert survivor.resend_unacknowledged() == 0
+    [resent] = posts(slack_api, "CFALLBACK")
+    assert late.id in json.dumps(resent.blocks)

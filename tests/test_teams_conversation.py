@@ -221,6 +221,20 @@ def test_report_button_pressed_twice_sends_one_alert(bot):
     assert len(bot.store.list()) == 1 and len(bot.connector.threads[DSL_CHANNEL]) == 1
 
 
+def test_a_second_person_reporting_the_same_answer_is_heard_too(bot):
+    """In a channel thread others can press an answer's Report button: each person's report is their own."""
+    value = {"policybot": "report", "q": "question-43", "s": "chiltern", "t": "is it ok that a colleague messages pupils on snapchat?"}
+    for n, (user, aad) in enumerate((("29:staff", "aad-staff"), ("29:colleague", "aad-colleague")), start=1):
+        assert bot.send(activity(bot.connector, activity_id=f"170000095000{n}", value=value, reply_to_id="1700000899998",
+                                 user=user, aad=aad))[0] == 202
+    bot.connector.wait_for(lambda c: c.method == "POST" and c.path.endswith("/v3/conversations") and c.body.get("isGroup"),
+                           count=2, timeout=60)
+    bot.idle()
+    bot.connector.wait_quiet(0.5)
+    assert sorted(e.raised_by for e in bot.store.list()) == ["teams:aad-colleague", "teams:aad-staff"]
+    assert len(bot.connector.threads[DSL_CHANNEL]) == 2
+
+
 def test_staff_told_later_about_a_concern_whose_private_reply_was_lost(bot):
     bot.connector.personal_failures = 2  # their personal chat cannot be opened just then (nor to say something went wrong)
     bot.send(activity(bot.connector, CONCERN, activity_id="1700001000001", kind="channel", mention_bot=True))

@@ -239,15 +239,19 @@ class Deliverer:
             if self.recipient(record) == "chair" and fallback == self.settings.routes(record.school).on(platform).head_channel:
                 log.error("escalation id=%s: fallback channel is the head's channel; not re-sent there", record.id)
                 continue
+            claimed = False
             try:
                 if self.recipient(record) == "chair" and heads and channel.includes(fallback, heads):
                     log.error("escalation id=%s: fallback channel includes the headteacher; not re-sent", record.id)
                     continue
-                if not self.store.claim_resend(record.id):
-                    continue  # another replica re-sent it
+                claimed = self.store.claim_resend(record.id)
+                if not claimed:
+                    continue  # another replica re-sent it, or is re-sending it
                 message = channel.post(record, fallback, build_alert(record, resent=True))
             except DeliveryError as error:
-                log.error("escalation id=%s: re-send to fallback failed: %s", record.id, error.code)
+                log.error("escalation id=%s: re-send to fallback failed: %s; trying again at the next sweep", record.id, error.code)
+                if claimed:
+                    self.store.release_resend(record.id)
                 continue
             self.store.mark_resent(record.id, fallback, message)
             log.warning("escalation id=%s not acknowledged in %s minutes; re-sent to fallback", record.id,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from bot.storage.database import Database
 from bot.storage.owners import is_gone, process_owner
@@ -239,11 +239,25 @@ class EscalationStore:
             self._audit(db, escalation_id, "policybot", "resent_to_fallback", f"channel={channel} ts={ts}", at)
 
     def claim_resend(self, escalation_id: str) -> bool:
-        """Take the one re-alert of an unacknowledged alert for this replica (True once, across replicas)."""
-        at = _iso(self._now())
+        """Take the one re-alert of an unacknowledged alert for this replica (True once, across replicas). A claim whose
+        re-alert never went out (the replica died posting it) is free again after `LEASE_SECONDS`."""
+        now = self._now()
         with self.db.transaction() as db:
-            return db.execute(update(escalations).where(escalations.c.id == escalation_id, escalations.c.resent_to_fallback_at.is_(None))
-                              .values(resent_to_fallback_at=at)).rowcount == 1
+            return db.execute(update(escalations).where(escalations.c.id == escalation_id, self._resend_open(now))
+                              .values(resent_to_fallback_at=_iso(now))).rowcount == 1
+
+    def release_resend(self, escalation_id: str) -> None:
+        """The re-alert could not be posted: the next sweep tries again."""
+        with self.db.transaction() as db:
+            db.execute(update(escalations).where(escalations.c.id == escalation_id, escalations.c.fallback_channel.is_(None))
+                       .values(resent_to_fallback_at=None))
+
+    @staticmethod
+    def _resend_open(now: dt.datetime):
+        """Not re-sent yet: never claimed, or claimed by a replica that did not post it within the lease."""
+        stale = _iso(now - dt.timedelta(seconds=LEASE_SECONDS))
+        return or_(escalations.c.resent_to_fallback_at.is_(None),
+                   and_(escalations.c.fallback_channel.is_(None), escalations.c.resent_to_fallback_at < stale))
 
     def purge(self, retention_days: int) -> int:
         """Delete closed escalations (and their audit) raised more than `retention_days` ago; open ones are kept."""
@@ -299,7 +313,7 @@ class EscalationStore:
         cutoff = _iso(self._now() - older_than)
         with self.db.reading() as db:
             rows = db.execute(select(escalations).where(escalations.c.status == DELIVERED, escalations.c.delivered_at <= cutoff,
-                                                        escalations.c.resent_to_fallback_at.is_(None))
+                                                        self._resend_open(self._now()))
                               .order_by(escalations.c.delivered_at)).mappings()
             return [_escalation(r) for r in rows]
 

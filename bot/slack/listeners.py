@@ -152,7 +152,7 @@ def register(app: App, adapter: SlackAdapter, alerts=None) -> None:
         inc = Incoming(kind="command", team=_str(body.get("team") or {}, "id"), channel=channel, user=user, text=words, respond=respond,
                        response_url=_str(body, "response_url"))
         turn = core.report(Message(user=user, text=words, place=Place("slack", channel, inc.team, private=True), raw_text=words,
-                                   event_key=f"{inc.team}:report:{question or channel}", reply_to=inc.message().reply_to),
+                                   event_key=f"{inc.team}:report:{question or channel}:{user}", reply_to=inc.message().reply_to),
                            text_of(data, "s", 64) or None)
         adapter.answer_later(inc, turn)
 

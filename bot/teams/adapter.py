@@ -106,7 +106,7 @@ class TeamsAdapter:
             return Plan(handoff=outcome, school=school) if isinstance(outcome, Handoff) else Plan((outcome,))
         if verb == cards.REPORT:
             words, question = value_field(data, "t"), value_field(data, "q", 64)
-            key = f"teams:report:{question}" if question else inc.event_key  # one report per answer, however often pressed
+            key = f"teams:report:{question}:{inc.user}" if question else inc.event_key  # one report per answer and person, however often pressed
             turn = self.core.report(Message(user=inc.user, text=words, place=inc.place, raw_text=words, event_key=key, reply_to=inc.reply_to),
                                     value_field(data, "s", 64) or None)
             return Plan(turn=turn)

@@ -1,0 +1,100 @@
+"""The black-box check of issue 26's interface: `policybot serve --teams --host HOST --port PORT` as a deployment
+runs it, settings in the YAML file POLICYBOT_CONFIG names with the MICROSOFT_* environment overriding them, driven
+only over HTTP by the local identity and Bot Connector stand-ins with JWTs signed by the tests' key."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.teams_standins import APP_ID, APP_PASSWORD, TENANT, Connector, Identity, activity, personal_conversation, post
+
+ROOT = Path(__file__).resolve().parent.parent
+DSL = "19:dsl-chiltern@thread.tacv2"
+QUESTION = "can I accept a follow from an ex-pupil aged 18?"
+CONCERN = "a year 9 girl told me her stepdad hits her when he's been drinking"
+
+pytestmark = pytest.mark.model
+
+
+def settings_file(path: Path, identity: Identity) -> None:
+    # the file names another app; the environment's MICROSOFT_* must win, or no token below would be accepted
+    path.write_text(f"""school: chiltern
+teams:
+  app_id: "00000000-0000-0000-0000-000000000000"
+  app_password: "not-the-secret"
+  tenant_id: "00000000-0000-0000-0000-000000000001"
+  openid_metadata_url: "{identity.openid_url}"
+  token_url: "{identity.token_url}"
+schools:
+  chiltern:
+    teams:
+      dsl_channel: "{DSL}"
+""", encoding="utf-8")
+
+
+@pytest.fixture
+def served(tmp_path, bundled_index):
+    identity, connector = Identity(), Connector()
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copytree(bundled_index, data / "index")
+    settings_file(tmp_path / "policybot.yaml", identity)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "POLICYBOT_CONFIG", "POLICYBOT_RAISE"))}
+    env.update(POLICYBOT_CONFIG=str(tmp_path / "policybot.yaml"), MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD=APP_PASSWORD,
+               MICROSOFT_APP_TENANT_ID=TENANT, HF_HUB_OFFLINE="1")
+    started = time.monotonic()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "policybot"), "--data", str(data), "serve", "--teams",
+                                "--host", "127.0.0.1", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=open(tmp_path / "serve.log", "wb"))
+    found: list[str] = []
+
+    def read():
+        for line in process.stdout:
+            if b"bound to " in line:
+                found.append(line.decode().split("bound to ", 1)[1].strip())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(120)
+    try:
+        assert found, (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+        yield found[0], identity, connector, time.monotonic() - started, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        identity.stop()
+        connector.stop()
+
+
+def test_serve_teams_answers_alerts_once_and_stops(served):
+    url, identity, connector, ready_seconds, process = served
+    print(f"ready in {ready_seconds:.1f}s")  # the bar is 10 s after the index exists (bench/load_teams.py measures it)
+
+    body = activity(connector, QUESTION, activity_id="1800000000001")
+    for _ in range(2):  # the Bot Connector's redelivery of the same activity
+        assert post(url, body, identity.mint(connector.service_url))[0] in (200, 202)
+    answer_path = f"/{personal_conversation()}/activities/1800000000001"
+    [reply] = connector.wait_for(lambda c: c.path.endswith(answer_path), timeout=60)
+    assert "nineteen" in json.dumps(reply.body)  # Chiltern's own rule, quoted
+    assert any(e.get("type") == "https://schema.org/Message" for e in reply.body.get("entities", []))  # Teams citations
+
+    assert post(url, activity(connector, CONCERN, activity_id="1800000000002"), identity.mint(connector.service_url))[0] in (200, 202)
+    connector.wait_for(lambda c: (c.body or {}).get("channelData", {}).get("channel", {}).get("id") == DSL, timeout=60)
+    connector.wait_quiet(1.0)
+    assert len(connector.threads[DSL]) == 1
+    assert len(connector.calls(lambda c: c.path.endswith(answer_path))) == 1  # the redelivered question answered once
+
+    assert post(url, activity(connector, QUESTION, activity_id="1800000000003"), identity.mint(connector.service_url, aud="someone-else"))[0] == 401
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
