@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import load_slack  # noqa: E402
+from tests.slack_api_server import text_after  # noqa: E402
 from tests.teams_standins import APP_ID, APP_PASSWORD, TENANT, Connector, Identity, activity, personal_conversation, post  # noqa: E402
 
 
@@ -44,22 +45,11 @@ def start(data: Path, config: Path, timeout: float = 180.0) -> tuple[subprocess.
     started = time.monotonic()
     process = subprocess.Popen([str(exe), "--data", str(data), "serve", "--teams", "--host", "127.0.0.1", "--port", "0"],
                                cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=open(data / "serve.log", "wb"))
-    found: list[str] = []
-
-    def read():
-        for line in process.stdout:
-            text = line.decode("utf-8", "replace")
-            if "bound to " in text:
-                found.append(text.split("bound to ", 1)[1].strip())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not found:
+    url = text_after(process.stdout, "bound to ", timeout)
+    if url is None:
         process.kill()
         raise RuntimeError(f"policybot serve --teams did not start; log:\n{(data / 'serve.log').read_text(errors='replace')[-3000:]}")
-    return process, found[0], time.monotonic() - started
+    return process, url, time.monotonic() - started
 
 
 def measure(count: int, rate: float, max_seconds: float) -> dict:

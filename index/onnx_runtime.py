@@ -18,6 +18,7 @@ with PyTorch, with one warning.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -84,21 +85,17 @@ class OnnxTransformer:
         return Outputs(last=outputs[0], words=outputs[-1])
 
 
-_SHARED: list[bool] = []  # whether this process's sessions share ONNX Runtime's global thread pool (decided once)
-
-
+@functools.cache  # decided once per process
 def _shared_threads(onnxruntime) -> bool:
     """One pool of worker threads for every session of the process (the answer model and the safeguarding gate's),
     allowed to spin between the operators of a pass. Each session with a pool of its own, spinning, would fight
     the other's idle threads and numpy's for two cores (the warm answer took 59 ms at p50 that way, 36 ms
     without spinning); one shared pool that spins: 34 ms, and p95 45 ms against 56 (docs/quality.md)."""
-    if not _SHARED:
-        try:
-            onnxruntime.set_global_thread_pool_sizes(len(os.sched_getaffinity(0)), 1)  # a thread per core it may use
-            _SHARED.append(True)
-        except Exception:  # the environment already exists (created by other code in this process)
-            _SHARED.append(False)
-    return _SHARED[0]
+    try:
+        onnxruntime.set_global_thread_pool_sizes(len(os.sched_getaffinity(0)), 1)  # a thread per core it may use
+        return True
+    except Exception:  # the environment already exists (created by other code in this process)
+        return False
 
 
 def _options(onnxruntime, shared: bool):

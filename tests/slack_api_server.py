@@ -335,6 +335,24 @@ def fake_slack():
 # -------------------------------------------------------------------------------------------------
 # `policybot serve --http` as a separate process, pointed at a fake Web API (tests and bench/load_slack.py)
 
+def text_after(stream, marker: str, timeout: float) -> str | None:
+    """What follows `marker` on the first line of a process's output that has it (a `serve` command's address), or
+    None when no such line comes within `timeout` seconds."""
+    found: list[str] = []
+
+    def read():
+        for line in stream:
+            text = line.decode("utf-8", "replace")
+            if marker in text:
+                found.append(text.split(marker, 1)[1].strip())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return found[0] if found else None
+
+
 class ServeProcess:
     """`policybot serve --http --port 0` in a subprocess; `.url` is its /slack/events endpoint. Always `stop()` it."""
 
@@ -361,22 +379,11 @@ class ServeProcess:
         self.url = self._wait_ready(ready_timeout)
 
     def _wait_ready(self, timeout: float) -> str:
-        found: list[str] = []
-
-        def read():
-            for line in self.proc.stdout:
-                text = line.decode("utf-8", "replace")
-                if "listening on" in text:
-                    found.append(text.split("listening on", 1)[1].strip())
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not found:
+        url = text_after(self.proc.stdout, "listening on", timeout)
+        if url is None:
             self.stop()
             raise RuntimeError(f"policybot serve did not start within {timeout}s; log:\n{self.log_path.read_text(errors='replace')[-3000:]}")
-        return found[0]
+        return url
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -10,12 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.slack_api_server import text_after
 from tests.teams_standins import APP_ID, APP_PASSWORD, TENANT, Connector, Identity, activity, personal_conversation, post
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,20 +56,10 @@ def served(tmp_path, bundled_index):
     process = subprocess.Popen([str(Path(sys.executable).parent / "policybot"), "--data", str(data), "serve", "--teams",
                                 "--host", "127.0.0.1", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=open(tmp_path / "serve.log", "wb"))
-    found: list[str] = []
-
-    def read():
-        for line in process.stdout:
-            if b"bound to " in line:
-                found.append(line.decode().split("bound to ", 1)[1].strip())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(120)
+    url = text_after(process.stdout, "bound to ", 120)
     try:
-        assert found, (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
-        yield found[0], identity, connector, time.monotonic() - started, process
+        assert url, (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+        yield url, identity, connector, time.monotonic() - started, process
     finally:
         if process.poll() is None:
             process.kill()
