@@ -19,7 +19,7 @@ from index.model import Chunk
 # The code that turns a policy file into chunks and the texts embedded for them, and the parsers it uses. An index
 # built by other code is re-chunked and re-embedded in full, so an upgrade never serves clauses cut the old way.
 PIPELINE_MODULES = ("load.py", "formats.py", "clean.py", "document_control.py", "chunk.py", "model.py", "build.py", "embed.py", "tokens.py", "lexical.py")
-PIPELINE_PACKAGES = ("pypdf", "python-docx", "beautifulsoup4")
+PIPELINE_PACKAGES = ("pypdf", "python-docx", "beautifulsoup4", "readability-lxml", "lxml")
 
 
 def _fingerprint() -> str:
@@ -59,11 +59,36 @@ def sources(policies_dir: Path, catalogue: Catalogue) -> list[Source]:
     return out
 
 
-def chunk_source(source: Source) -> tuple[list[Chunk], str]:
-    """Chunks of one policy file and the SHA-256 of its bytes."""
+@dataclass(frozen=True)
+class Reading:
+    """What one policy file became: its chunks, the SHA-256 of its bytes, and what was dropped as noise."""
+
+    chunks: list[Chunk]
+    digest: str
+    dropped: tuple[tuple[str, str], ...] = ()  # (reason, text): web page clutter, page headers, contents lists
+
+    @property
+    def headings(self) -> list[str]:
+        """The document's headings in order, each once."""
+        seen: dict[str, None] = {}
+        for chunk in self.chunks:
+            if chunk.heading:
+                seen.setdefault(chunk.heading_path, None)
+        return list(seen)
+
+
+def read_source(source: Source) -> Reading:
     document = load_document(source.path, source.school, source.policy)
     digest = hashlib.sha256(source.path.read_bytes()).hexdigest()
-    return chunk_document(document, clean(document.text)), digest
+    dropped = list(document.dropped)
+    chunks = chunk_document(document, clean(document.text, dropped))
+    return Reading(chunks, digest, tuple(dropped))
+
+
+def chunk_source(source: Source) -> tuple[list[Chunk], str]:
+    """Chunks of one policy file and the SHA-256 of its bytes."""
+    reading = read_source(source)
+    return reading.chunks, reading.digest
 
 
 def embedding_texts(chunk: Chunk) -> list[str]:

@@ -26,6 +26,8 @@ URL_ONLY = re.compile(r"^\s*(?:https?://|www\.)\S+\s*$", re.IGNORECASE)
 MARKUP = re.compile(r"\*\*|__|</?u>|</?b>|</?i>", re.IGNORECASE)
 ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 TERMINAL = re.compile(r"[.;:!?)\"'”’]$")
+# "Page 3 of 12", "3 / 12", "- 3 -": a page number left in the text by a Word or web export
+PAGE_NUMBER = re.compile(r"^\s*(?:[-–]\s*)?(?:page\s+)?\d{1,3}(?:\s*(?:of|/)\s*\d{1,3})?(?:\s*[-–])?\s*$", re.IGNORECASE)
 MIN_REPEATS = 3
 
 
@@ -35,39 +37,57 @@ def normalise(text: str) -> str:
     return re.sub("[\ue000-\uf8ff]", "", text)  # private-use symbols (some fonts' bullets) are no text
 
 
-def clean(text: str) -> str:
+def clean(text: str, dropped: list | None = None) -> str:
+    """The cleaned text; what was dropped as noise is appended to `dropped` as (reason, line), once per line."""
+    noise = _Noise(dropped)
     lines = [line.rstrip(" ") for line in normalise(text).split("\n")]  # a trailing tab is an empty table cell
     lines = [ITALIC.sub(r"\1", MARKUP.sub("", line)) for line in lines]
-    lines = _drop_repeated_lines(lines)
-    lines = _drop_tables_of_contents(lines)
+    lines = _drop_repeated_lines(lines, noise)
+    lines = _drop_tables_of_contents(lines, noise)
     lines = document_control.mark_tables(lines)
     lines = [_normalise_list_marker(line.rstrip()) for line in lines]
-    lines = [line for line in lines if not _is_debris(line)]
+    lines = [line for line in lines if not (_is_debris(line) and noise.drop("stray marker, link or page number", line))]
     lines = _rejoin_broken_paragraphs(lines)
     lines = document_control.gather(lines)
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+class _Noise:
+    """Collects what cleaning drops, for the admin's index report; `drop` always returns True."""
+
+    def __init__(self, out: list | None):
+        self.out, self.seen = out, set()
+
+    def drop(self, reason: str, line: str) -> bool:
+        if self.out is not None and line.strip() and (reason, _key(line)) not in self.seen:
+            self.seen.add((reason, _key(line)))
+            self.out.append((reason, line.strip()))
+        return True
+
+
 def _key(line: str) -> str:
     return re.sub(r"\W+", " ", line).strip().lower()
 
 
-def _drop_repeated_lines(lines: list[str]) -> list[str]:
+def _drop_repeated_lines(lines: list[str], noise: _Noise) -> list[str]:
     """Page headers, footers and slogans repeat on every page; policy text does not."""
     counts = Counter(_key(line) for line in lines if line.strip() and len(line.strip()) <= 100)
     repeated = {key for key, n in counts.items() if n >= MIN_REPEATS and key and not LIST_MARKER.match(key)}
     # a review date in every page's footer is document control, listed once under "Document details"
-    return [line for line in lines if _key(line) not in repeated or not line.strip() or document_control.is_control_row(line)]
+    return [line for line in lines if _key(line) not in repeated or not line.strip() or document_control.is_control_row(line)
+            or not noise.drop("repeated on every page", line)]
 
 
-def _drop_tables_of_contents(lines: list[str]) -> list[str]:
+def _drop_tables_of_contents(lines: list[str], noise: _Noise) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(lines):
         if TOC_HEADER.match(lines[i]):
             end = _toc_end(lines, i + 1)
             if end is not None:
+                for line in lines[i:end]:
+                    noise.drop("table of contents", line)
                 i = end
                 continue
         # A run of three or more "title<TAB>page" lines is a contents list even without a header.
@@ -75,6 +95,8 @@ def _drop_tables_of_contents(lines: list[str]) -> list[str]:
         while run < len(lines) and TOC_PAGED.match(lines[run]):
             run += 1
         if run - i >= 3:
+            for line in lines[i:run]:
+                noise.drop("table of contents", line)
             i = run
             continue
         out.append(lines[i])
@@ -115,7 +137,7 @@ def _is_debris(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return False
-    return bool(BARE_MARKER.match(stripped) or URL_ONLY.match(stripped) or len(stripped) == 1)
+    return bool(BARE_MARKER.match(stripped) or URL_ONLY.match(stripped) or len(stripped) == 1 or PAGE_NUMBER.match(stripped))
 
 
 def _rejoin_broken_paragraphs(lines: list[str]) -> list[str]:

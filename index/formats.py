@@ -6,6 +6,12 @@ blank lines and table rows become tab-separated lines (cleaning lists a
 document-control table's rows under "Document details" and drops other
 tables). Numbered headings ("6 Monitoring", "6.2 Use of devices")
 are written without `#` so the chunker reads their number as the section.
+A short bold line with no closing punctuation (a sub-heading typed in bold
+rather than styled), or a bold lead-in before a new sentence, becomes a heading
+too. A web page is first cut to its main content by readability-lxml (Mozilla
+Readability's method: text and link density), so cookie notices, menus, tickers,
+sidebars and footers stay out; what was cut is appended to the loader's
+`dropped` list for the index report.
 
 `python-docx`, `pypdf` and `bs4` are imported only when such a file is loaded.
 """
@@ -27,6 +33,26 @@ def _check_not_empty(path: Path) -> None:
         raise DocumentError(f"{path}: the file is empty (0 bytes); replace it with the real document")
 
 
+MAX_BOLD_HEADING_WORDS = 14
+MAX_BOLD_HEADING_CHARS = 90
+
+
+def bold_heading(text: str) -> bool:
+    """Whether bold text on its own reads as a sub-heading: short, and not a sentence or a lead-in."""
+    from index import document_control
+
+    text = " ".join(text.split())
+    if document_control.is_detail_line(text):  # "Agreed by the Full Governing Body" is document control
+        return False
+    return (0 < len(text) <= MAX_BOLD_HEADING_CHARS and len(text.split()) <= MAX_BOLD_HEADING_WORDS
+            and not re.search(r"[.;:,!?…]$", text) and any(ch.isalpha() for ch in text))
+
+
+def starts_sentence(text: str) -> bool:
+    text = text.lstrip(" \t-–—:")
+    return bool(text) and (text[0].isupper() or text[0].isdigit())
+
+
 def _heading(level: int, text: str) -> str:
     if NUMBERED.match(text):
         return text  # the chunker takes the section number from a numbered heading
@@ -35,7 +61,7 @@ def _heading(level: int, text: str) -> str:
 
 # --- Word -----------------------------------------------------------------------------------
 
-def load_docx(path: Path) -> str:
+def load_docx(path: Path, dropped: list | None = None) -> str:
     _check_not_empty(path)
     try:
         import docx
@@ -52,6 +78,7 @@ def load_docx(path: Path) -> str:
                             "open it in Word and save it again as .docx") from None
     numbering = _Numbering(document)
     blocks: list[str] = []
+    last_level = 1
     for block in _body_blocks(document):
         if isinstance(block, list):  # a table: one tab-separated line per row
             blocks.append("\n".join("\t".join(cell for cell in row) for row in block))
@@ -64,17 +91,43 @@ def load_docx(path: Path) -> str:
         level = _heading_level(style)
         if level:
             blocks.append(_heading(level, " ".join(text.split())))
+            last_level = level
             continue
         marker = numbering.marker(paragraph)
         if marker is None and style.lower().startswith("list"):
             marker = ""
         if marker is None:
-            blocks.append(text)
+            lead, rest = _bold_lead(paragraph)
+            if lead and (not rest or starts_sentence(rest)):
+                blocks.append(_heading(min(last_level + 1, 6), lead))  # a sub-heading typed in bold
+                if rest:
+                    blocks.append(rest)
+            else:
+                blocks.append(text)
         elif marker and not text.startswith(marker):
             blocks.append(f"- {marker} {text}")  # Word's automatic number ("6.2") becomes part of the text
         else:
             blocks.append(f"- {text}")
     return _join(blocks)
+
+
+def _bold_lead(paragraph) -> tuple[str, str]:
+    """The paragraph's bold opening runs when they read as a sub-heading, and the text after them."""
+    style_bold = bool(paragraph.style is not None and paragraph.style.font is not None and paragraph.style.font.bold)
+    lead: list[str] = []
+    runs = list(paragraph.runs)
+    for index, run in enumerate(runs):
+        bold = run.bold if run.bold is not None else style_bold
+        if not run.text.strip():
+            lead.append(run.text)
+            continue
+        if not bold:
+            rest = " ".join("".join(r.text for r in runs[index:]).split())
+            heading = " ".join("".join(lead).split())
+            return (heading, rest) if bold_heading(heading) else ("", "")
+        lead.append(run.text)
+    heading = " ".join("".join(lead).split())
+    return (heading, "") if bold_heading(heading) else ("", "")
 
 
 def _heading_level(style: str) -> int:
@@ -169,7 +222,7 @@ def _val(node) -> str | None:
 
 # --- PDF ------------------------------------------------------------------------------------
 
-def load_pdf(path: Path) -> str:
+def load_pdf(path: Path, dropped: list | None = None) -> str:
     _check_not_empty(path)
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -187,7 +240,7 @@ def load_pdf(path: Path) -> str:
         raise DocumentError(f"{path}: the PDF is damaged or not a PDF ({type(exc).__name__}); export it again from the original") from None
     if not any(page for page in pages):
         raise DocumentError(f"{path}: the PDF has no text layer (a scanned image?); run OCR on it or export it from the original document")
-    pages = _drop_running_lines(pages)
+    pages = _drop_running_lines(pages, dropped)
     sizes = Counter()
     for page in pages:
         for text, _, size in page:
@@ -231,7 +284,7 @@ def _page_lines(page) -> list[tuple[str, float, float]]:
     return lines
 
 
-def _drop_running_lines(pages: list[list[tuple]]) -> list[list[tuple]]:
+def _drop_running_lines(pages: list[list[tuple]], dropped: list | None = None) -> list[list[tuple]]:
     """Remove headers and footers: lines at the top or bottom of (nearly) every page, page numbers ignored."""
     if len(pages) < 2:
         return pages
@@ -245,12 +298,19 @@ def _drop_running_lines(pages: list[list[tuple]]) -> list[list[tuple]]:
     needed = max(2, int(0.6 * len(pages) + 0.5))
     running = {k for k, n in edge.items() if n >= needed}
     out = []
+    reported: set[str] = set()
+
+    def drop(line: str) -> None:
+        if dropped is not None and key(line) not in reported:
+            reported.add(key(line))
+            dropped.append(("page header or footer", line))
+
     for page in pages:
         kept = list(page)
         while kept and key(kept[0][0]) in running:
-            kept.pop(0)
+            drop(kept.pop(0)[0])
         while kept and key(kept[-1][0]) in running:
-            kept.pop()
+            drop(kept.pop()[0])
         if kept:
             kept[0] = (kept[0][0], 0.0, kept[0][2])
         out.append(kept)
@@ -277,10 +337,10 @@ def _paragraphs(lines: list[tuple[str, float, float]], body: float) -> str:
 # --- HTML -----------------------------------------------------------------------------------
 
 DROP = ("script", "style", "nav", "noscript", "template", "head")
-BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "pre", "dd", "dt", "address", "figcaption", "body"}
+BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "aside", "form", "figure", "blockquote", "pre", "dd", "dt", "address", "figcaption", "body"}
 
 
-def load_html(path: Path) -> str:
+def load_html(path: Path, dropped: list | None = None) -> str:
     _check_not_empty(path)
     from bs4 import BeautifulSoup
 
@@ -288,12 +348,42 @@ def load_html(path: Path) -> str:
     soup = BeautifulSoup(raw, "html.parser")
     for tag in soup(list(DROP)):
         tag.decompose()
+    page: list[str] = []
+    _walk(soup.body or soup, page, {"level": 1})
+    main = _main_content(raw)
+    if main is None:
+        return _join(page)
+    article = BeautifulSoup(main, "html.parser")
+    for tag in article(list(DROP)):
+        tag.decompose()
     blocks: list[str] = []
-    _walk(soup.body or soup, blocks)
+    _walk(article, blocks, {"level": 1})
+    kept = {_plain(block) for block in blocks}
+    if not kept - {""}:
+        return _join(page)  # readability found no article: the page is all policy
+    if dropped is not None:
+        dropped.extend(("web page clutter", block) for block in page if _plain(block) not in kept and _plain(block))
     return _join(blocks)
 
 
-def _walk(node, blocks: list[str]) -> None:
+def _main_content(raw: bytes) -> str | None:
+    """The page's main content as HTML, chosen by readability-lxml; None when it cannot tell."""
+    try:
+        from readability import Document as Readable
+
+        return Readable(raw).summary(html_partial=True)
+    except ModuleNotFoundError as exc:  # an install without it would index the cookie notice and the menus
+        raise DocumentError(f"reading web pages needs {exc.name}; run `make install` (or pip install readability-lxml "
+                            "lxml-html-clean)") from None
+    except Exception:  # readability's own Unparseable, lxml errors: read the whole page
+        return None
+
+
+def _plain(block: str) -> str:
+    return " ".join(re.sub(r"^(?:#+|-)\s+", "", block).split()).lower()
+
+
+def _walk(node, blocks: list[str], state: dict) -> None:
     from bs4 import NavigableString, Tag
 
     inline: list[str] = []
@@ -304,10 +394,10 @@ def _walk(node, blocks: list[str]) -> None:
             blocks.append(text)
         inline.clear()
 
-    for child in node.children:
+    children = [c for c in node.children if not (isinstance(c, NavigableString) and type(c).__name__ in
+                                                  ("Comment", "Doctype", "Declaration", "ProcessingInstruction"))]
+    for index, child in enumerate(children):
         if isinstance(child, NavigableString):
-            if type(child).__name__ in ("Comment", "Doctype", "Declaration", "ProcessingInstruction"):
-                continue
             inline.append(str(child))
             continue
         if not isinstance(child, Tag):
@@ -318,6 +408,7 @@ def _walk(node, blocks: list[str]) -> None:
             text = " ".join(child.get_text(" ").split())
             if text:
                 blocks.append(_heading(int(name[1]), text))
+                state["level"] = int(name[1])
         elif name in ("ul", "ol"):
             flush()
             for item in child.find_all("li", recursive=False):
@@ -338,10 +429,25 @@ def _walk(node, blocks: list[str]) -> None:
             inline.append("\n")
         elif name in BLOCKS or name == "li":
             flush()
-            _walk(child, blocks)
+            _walk(child, blocks, state)
+        elif name in ("strong", "b") and _inline_heading(inline, child, children[index + 1:]):
+            flush()  # a bold sub-heading run into the paragraph: "...any similar service. <b>Parents</b> Staff are..."
+            blocks.append(_heading(min(state["level"] + 1, 6), " ".join(child.get_text(" ").split())))
         else:
             inline.append(child.get_text(" "))
     flush()
+
+
+def _inline_heading(before: list[str], bold, after) -> bool:
+    """A bold run is a sub-heading when it opens its block or follows a finished sentence, reads as a heading,
+    and what follows it (if anything) starts a new sentence."""
+    preceding = "".join(before).strip()
+    if preceding and not re.search(r"[.!?:]$", preceding):
+        return False
+    if not bold_heading(bold.get_text(" ")):
+        return False
+    following = "".join(c.get_text(" ") if hasattr(c, "get_text") else str(c) for c in after).strip()
+    return not following or starts_sentence(following)
 
 
 def _walk_list(node, blocks: list[str]) -> None:

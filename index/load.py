@@ -11,10 +11,11 @@ from index.model import Document
 
 __all__ = ["DocumentError", "load_document", "supported_suffixes"]
 
-Loader = Callable[[Path], str]
+# A loader reads a file into Markdown-like text and appends what it left out as clutter to `dropped`.
+Loader = Callable[[Path, list], str]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, dropped: list | None = None) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise DocumentError(f"{path}: the file is empty")
@@ -45,7 +46,8 @@ def load_document(path: Path, school: str, policy: str) -> Document:
         known = ", ".join(sorted(LOADERS))
         raise DocumentError(f"{path}: unknown format {path.suffix or '(no extension)'!r}; use one of {known}")
     fmt, loader = entry
-    text = loader(path)
+    dropped: list[tuple[str, str]] = []
+    text = loader(path, dropped)
     if not text.strip():
         raise DocumentError(f"{path}: no text could be read from the file")
-    return Document(school=school, policy=policy, path=str(path), text=text, format=fmt)
+    return Document(school=school, policy=policy, path=str(path), text=text, format=fmt, dropped=tuple(dropped))

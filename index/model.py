@@ -16,6 +16,9 @@ class Document:
     # Headings found by a structured loader (Word heading styles, HTML <h*>):
     # the loader writes them as Markdown headings in `text`, so one chunker serves all.
     format: str = "txt"
+    # What the loader left out as page clutter (a web page's cookie notice, menus, ticker), as (reason, text):
+    # shown to the admin by the index report and `policybot show`, never indexed.
+    dropped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

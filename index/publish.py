@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from index import store
-from index.build import PIPELINE, Source, all_sources, chunk_source, embedding_texts, whole_text
+from index.build import PIPELINE, Reading, Source, all_sources, embedding_texts, read_source, whole_text
 from index.catalogue import Catalogue, PolicyMeta, load_catalogue
 from index.embed import Embedder
 from index.tokens import TokenTable, TokenVectors
@@ -68,6 +68,7 @@ class PolicyChange:
     policy: str
     title: str
     clauses: tuple[ClauseChange, ...] = ()
+    reading: Reading | None = None  # what a new or changed file became, for the admin to check it was read right
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class ChangeReport:
         for label, policies in (("Added", self.added), ("Changed", self.changed), ("Removed", self.removed)):
             for p in policies:
                 lines.append(f"{label}: {p.school}/{p.policy} ({p.title})")
+                if p.reading is not None:
+                    lines.extend("  " + line for line in outline(p.reading, p.school, brief=True))
                 for c in p.clauses:
                     where = f"clause {c.section}" if c.section else "unnumbered text"
                     if c.kind == "reworded":
@@ -114,6 +117,28 @@ class ChangeReport:
         for path in self.needs_metadata:
             lines.append(f"Needs metadata: {path} has no entry in catalogue.yaml (title and dates read from the document).")
         return "\n".join(lines)
+
+
+def outline(reading: Reading, school: str, brief: bool = False) -> list[str]:
+    """What a document became: its clauses and headings, and what was dropped as noise. `brief` for the index report
+    (counts, headings and the first few dropped lines); in full for `policybot show`."""
+    headings = reading.headings
+    lines = [f"{len(reading.chunks)} clauses under {len(headings)} headings" + (": " + "; ".join(_short(h, 60) for h in headings[:12])
+                                                                              + ("; …" if len(headings) > 12 else "") if brief and headings else "")]
+    if not brief:
+        for chunk in reading.chunks:
+            where = chunk.section or "-"
+            lines.append(f"  {where:>6}  {_short(chunk.heading_path, 80) or '(no heading)'}: {_short(chunk.text, 90)!r}")
+    if reading.dropped:
+        reasons = Counter(reason for reason, _ in reading.dropped)
+        lines.append(f"dropped as noise: {len(reading.dropped)} lines (" + ", ".join(f"{r} {n}" for r, n in reasons.items()) + ")")
+        shown = reading.dropped[:3] if brief else reading.dropped
+        lines.extend(f"  {reason}: {_short(text, 90)!r}" for reason, text in shown)
+        if brief and len(reading.dropped) > len(shown):
+            lines.append(f"  … `policybot show {school}` lists them all")
+    else:
+        lines.append("dropped as noise: nothing")
+    return lines
 
 
 def _difference(old: str, new: str, context: int = 4) -> tuple[str, str]:
@@ -279,6 +304,7 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
             force = True
 
         documents: list[tuple[Source, list[Chunk], str, bool]] = []  # source, chunks, digest, reused
+        readings: dict[tuple[str, str], Reading] = {}
         for source in _bar(found.sources, show, "reading policies"):
             key = (source.school, source.policy)
             if not source.path.is_file():
@@ -287,10 +313,10 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
             if previous.hashes.get(key) == digest and key in previous.vectors and key in previous.tokens and not force:
                 documents.append((source, previous.chunks[key], digest, True))
             else:
-                chunks, digest = chunk_source(source)
-                documents.append((source, chunks, digest, False))
+                readings[key] = reading = read_source(source)
+                documents.append((source, reading.chunks, reading.digest, False))
 
-        report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run), rechunked=rechunk)
+        report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run, readings), rechunked=rechunk)
         if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)
                        and previous.catalogue == published(catalogue, found)):
             return dataclasses.replace(report, version=previous.version, seconds=time.perf_counter() - started)
@@ -415,20 +441,21 @@ def validate(folder: Path, embedder: Embedder, catalogue) -> None:
 
 # --- the change report ----------------------------------------------------------------------
 
-def _report(documents, previous: _Previous, needs_metadata, dry_run: bool) -> ChangeReport:
+def _report(documents, previous: _Previous, needs_metadata, dry_run: bool, readings=None) -> ChangeReport:
+    readings = readings or {}
     added, changed, seen = [], [], set()
     unchanged = 0
     for source, chunks, digest, reused in documents:
         key = (source.school, source.policy)
         seen.add(key)
         if key not in previous.hashes:
-            added.append(PolicyChange(source.school, source.policy, source.title))
+            added.append(PolicyChange(source.school, source.policy, source.title, reading=readings.get(key)))
         elif reused or previous.hashes[key] == digest:
             unchanged += 1  # the same file (re-chunked by new code, or forced, is not a change to the policy)
         else:
             clauses = clause_changes(previous.chunks.get(key, []), chunks)
             if clauses:
-                changed.append(PolicyChange(source.school, source.policy, source.title, clauses))
+                changed.append(PolicyChange(source.school, source.policy, source.title, clauses, readings.get(key)))
             else:
                 unchanged += 1  # bytes changed, clauses did not (re-saved, reformatted)
     removed = [PolicyChange(s, p, previous.titles.get((s, p), p)) for (s, p) in sorted(previous.hashes) if (s, p) not in seen]

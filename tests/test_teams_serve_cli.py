@@ -88,3 +88,52 @@ def test_serve_teams_answers_alerts_once_and_stops(served):
     assert post(url, activity(connector, QUESTION, activity_id="1800000000003"), identity.mint(connector.service_url, aud="someone-else"))[0] == 401
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
+
+
+def test_serve_teams_beside_slacks_events_api_shares_one_process_and_one_store(tmp_path, bundled_index):
+    """`serve --teams --http` with Slack's tokens set: Teams on --port, Slack's Events API on --slack-port, one
+    process; a question through each is answered, and a concern from each is one record in the one store."""
+    from tests.slack_api_server import SlackAPIServer, post_signed
+    from tests.test_slack_serve_process import event_body
+
+    identity, connector, slack = Identity(), Connector(), SlackAPIServer().start()
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copytree(bundled_index, data / "index")
+    settings_file(tmp_path / "policybot.yaml", identity)
+    with open(tmp_path / "policybot.yaml", "a", encoding="utf-8") as extra:
+        extra.write("    dsl_channel: CDSL\n")  # chiltern's Slack DSL channel, beside its Teams one
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "POLICYBOT_CONFIG", "POLICYBOT_RAISE"))}
+    env.update(POLICYBOT_CONFIG=str(tmp_path / "policybot.yaml"), MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD=APP_PASSWORD,
+               MICROSOFT_APP_TENANT_ID=TENANT, HF_HUB_OFFLINE="1", SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="both-secret",
+               SLACK_API_URL=slack.base_url)
+    process = subprocess.Popen([str(Path(sys.executable).parent / "policybot"), "--data", str(data), "serve", "--teams", "--http",
+                                "--host", "127.0.0.1", "--port", "0", "--slack-port", "0"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=open(tmp_path / "serve.log", "wb"))
+    try:
+        slack_url = text_after(process.stdout, "listening on ", 120)
+        teams_url = text_after(process.stdout, "bound to ", 60)
+        assert slack_url and teams_url, (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+
+        assert post_signed(slack_url, event_body("EvBOTH1", "1800000001.000100", channel="CSTAFF"), "both-secret")[0] == 200
+        assert "nineteen" in slack.wait_for("chat.postMessage", timeout=60)[0].text
+        assert post(teams_url, activity(connector, QUESTION, activity_id="1800000000011"), identity.mint(connector.service_url))[0] in (200, 202)
+        [reply] = connector.wait_for(lambda c: c.path.endswith("/activities/1800000000011"), timeout=60)
+        assert "nineteen" in json.dumps(reply.body)
+
+        assert post_signed(slack_url, event_body("EvBOTH2", "1800000001.000200", CONCERN, channel="CSTAFF"), "both-secret")[0] == 200
+        assert post(teams_url, activity(connector, CONCERN, activity_id="1800000000012"), identity.mint(connector.service_url))[0] in (200, 202)
+        slack.wait_for("chat.postMessage", timeout=60, where=lambda c: c.body.get("channel") == "CDSL")
+        connector.wait_for(lambda c: (c.body or {}).get("channelData", {}).get("channel", {}).get("id") == DSL, timeout=60)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        listed = subprocess.run([str(Path(sys.executable).parent / "policybot"), "--data", str(data), "escalations", "list"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert len([line for line in listed.stdout.splitlines() if "chiltern" in line]) == 2, listed.stdout  # one store, both
+    finally:
+        if process.poll() is None:
+            process.kill()
+        identity.stop()
+        connector.stop()
+        slack.stop()

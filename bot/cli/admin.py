@@ -34,6 +34,48 @@ def index_command(ctx, dry_run, rollback, keep, policies_dir):
     rt.gate.warm()
 
 
+@click.command("show")
+@click.argument("school")
+@click.option("--policy", help="Only this policy (its id in catalogue.yaml).")
+@click.option("--policies", "policies_dir", type=click.Path(file_okay=False), help="Policies folder (default: policies/).")
+@click.pass_context
+def show(ctx, school, policy, policies_dir):
+    """What the bot made of a school's documents: each one's clauses with their sections and headings, and what was
+    dropped as noise (web page clutter, page headers and footers, contents lists). Reads the files as `index` would."""
+    from bot.settings import load_settings
+    from index import store
+    from index.build import all_sources, read_source
+    from index.catalogue import load_catalogue
+    from index.errors import PolicyBotError
+    from index.publish import outline
+
+    obj = ctx.find_root().obj
+    settings = load_settings(obj.get("config"), policies_dir=policies_dir or obj.get("policies"), data_dir=obj.get("data"))
+    catalogue = load_catalogue(settings.policies_dir)
+    if school not in catalogue.schools:
+        known = ", ".join(sorted(catalogue.schools))
+        raise click.ClickException(f"No school {school!r} in {settings.policies_dir}/catalogue.yaml; the schools are: {known}")
+    try:
+        published = {(d.school, d.policy): d.sha256 for d in store.read_manifest(store.resolve_current(settings.index_dir)).documents}
+    except store.IndexNotReady:
+        published = {}
+    sources = [s for s in all_sources(settings.policies_dir, catalogue).sources if s.school == school and policy in (None, s.policy)]
+    if not sources:
+        raise click.ClickException(f"{school} has no policy {policy!r} in catalogue.yaml" if policy else f"{school} has no policies yet")
+    for source in sources:
+        try:
+            reading = read_source(source)
+        except PolicyBotError as exc:
+            click.echo(f"{source.school}/{source.policy} ({source.title}): NOT INDEXED: {exc}")
+            continue
+        served = published.get((source.school, source.policy))
+        state = ("published" if served == reading.digest else "changed since the published index: run `policybot index`"
+                 if served else "not yet published: run `policybot index`")
+        click.echo(f"{source.school}/{source.policy} ({source.title}), {source.path}: {state}")
+        for line in outline(reading, school):
+            click.echo("  " + line)
+
+
 @click.command()
 @click.pass_context
 def status(ctx):

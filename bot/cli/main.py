@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from bot.cli.admin import eval_command, gaps, index_command, status
+from bot.cli.admin import eval_command, gaps, index_command, show, status
 from bot.cli.ask import ask
 from bot.cli.chat import chat
 from bot.cli.context import Group, runtime
@@ -25,7 +25,7 @@ from bot.teams.package import teams_package
 def main(ctx, config, policies, data, model, verbose):
     """PolicyBot: answers staff questions from their own school's policies."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("pypdf", "docx", "urllib3", "slack_sdk", "slack_bolt", "microsoft_agents", "aiohttp.access", "alembic"):
+    for noisy in ("pypdf", "docx", "urllib3", "slack_sdk", "slack_bolt", "microsoft_agents", "aiohttp.access", "alembic", "readability"):
         logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
     ctx.ensure_object(dict)
     ctx.obj.update(config=config, policies=policies, data=data, model=model)
@@ -43,5 +43,5 @@ def run(ctx):
         ctx.invoke(chat)
 
 
-for command in (ask, chat, index_command, status, gaps, eval_command, serve, escalations, teams_package):
+for command in (ask, chat, index_command, show, status, gaps, eval_command, serve, escalations, teams_package):
     main.add_command(command)

@@ -35,9 +35,11 @@ def _stop_on_sigterm(signum, frame):
 @click.option("--teams", is_flag=True, help="Serve Microsoft Teams (the Bot Framework endpoint POST /api/messages).")
 @click.option("--port", type=int, default=3000, show_default=True, envvar="PORT", help="HTTP port (0 picks a free one).")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--slack-port", type=int, default=3000, show_default=True,
+              help="With --teams --http: the port of Slack's Events API, beside Teams on --port (0 picks a free one).")
 @click.option("--watch", is_flag=True, help="Rebuild the index when files in the policies folder change.")
 @click.pass_context
-def serve(ctx, use_http, teams, port, host, watch):
+def serve(ctx, use_http, teams, port, host, slack_port, watch):
     """Run the bot for Slack and/or Teams."""
     rt = runtime(ctx)
     settings = rt.settings
@@ -51,9 +53,8 @@ def serve(ctx, use_http, teams, port, host, watch):
         raise ServeError("Set SLACK_APP_TOKEN (an xapp- token with connections:write) for Socket Mode, or use --http --port N.")
     if teams and not (settings.teams.app_id and settings.teams.app_password):
         raise ServeError("Teams needs MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (the Azure Bot's app registration); see the README.")
-    if teams and slack_on and use_http:
-        raise ServeError("Slack's Events API and Teams both need an HTTP port: run Slack over Socket Mode beside Teams, "
-                         "or run two processes (one with --http, one with --teams --port N).")
+    if teams and slack_on and use_http and slack_port == port and port != 0:
+        raise ServeError(f"Teams and Slack's Events API cannot share port {port}: give Slack another with --slack-port N.")
 
     channels, slack_client = {}, None
     if slack_on:
@@ -107,7 +108,9 @@ def serve(ctx, use_http, teams, port, host, watch):
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if teams_app is not None:
-            if slack_app is not None:
+            if slack_app is not None and use_http:
+                _events_api_in_background(slack_app, settings.slack.signing_secret, host, slack_port)
+            elif slack_app is not None:
                 _socket_mode_in_background(slack_app, settings.slack.app_token)
             click.echo(f"PolicyBot listening for Teams on http://{host}:{port}/api/messages")
             sys.stdout.flush()
@@ -133,6 +136,15 @@ def serve(ctx, use_http, teams, port, host, watch):
     finally:
         stop.set()
         deliverer.stop()
+
+
+def _events_api_in_background(app, signing_secret: str, host: str, port: int) -> None:
+    from bot.slack.http import EVENTS_PATH, make_http_server
+
+    server = make_http_server(app, signing_secret, host, port)
+    click.echo(f"PolicyBot listening on http://{host}:{server.server_address[1]}{EVENTS_PATH}")
+    sys.stdout.flush()
+    threading.Thread(target=server.serve_forever, name="slack-events-api", daemon=True).start()
 
 
 def _socket_mode_in_background(app, token: str) -> None:
