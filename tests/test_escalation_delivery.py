@@ -277,9 +277,9 @@ def test_acknowledge_and_close_buttons_record_who_and_update_the_alert(tmp_path,
     app = App(client=client.client, signing_secret="secret", token_verification_enabled=False, process_before_response=True)
     register_alert_buttons(app, store)
 
-    def click(action_id: str, user: str):
+    def click(action_id: str, user: str, channel: str = "CDSL"):
         payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user}, "api_app_id": "A1",
-                   "channel": {"id": "CDSL"}, "container": {"type": "message", "channel_id": "CDSL", "message_ts": delivered.delivered_ts},
+                   "channel": {"id": channel}, "container": {"type": "message", "channel_id": channel, "message_ts": delivered.delivered_ts},
                    "message": {"ts": delivered.delivered_ts}, "trigger_id": "1.2",
                    "actions": [{"type": "button", "action_id": action_id, "value": record.id, "block_id": f"escalation:{record.id}"}]}
         body = urlencode({"payload": json.dumps(payload)})
@@ -287,6 +287,11 @@ def test_acknowledge_and_close_buttons_record_who_and_update_the_alert(tmp_path,
         headers = {"content-type": ["application/x-www-form-urlencoded"], "x-slack-request-timestamp": [ts],
                    "x-slack-signature": [SignatureVerifier("secret").generate_signature(timestamp=ts, body=body)]}
         assert app.dispatch(BoltRequest(body=body, headers=headers)).status == 200
+
+    click(ACK_ACTION, "UOUTSIDER", channel="CGENERAL")  # a copy of the card posted elsewhere: refused, audited
+    click(CLOSE_ACTION, "UOUTSIDER", channel="CGENERAL")
+    assert store.get(record.id).status == "delivered" and not slack_api.calls("chat.update")
+    assert [e.action for e in store.audit(record.id)][-2:] == ["acknowledge_refused", "close_refused"]
 
     click(ACK_ACTION, "UDSL")
     click(CLOSE_ACTION, "UDEPUTY")

@@ -41,6 +41,10 @@ class EscalationNotFound(PolicyBotError):
     pass
 
 
+class NotInAlertChannel(EscalationNotFound):
+    """A button pressed outside the channels the alert was posted in (a forwarded or crafted card): refused."""
+
+
 @dataclass(frozen=True)
 class EscalationRequest:
     """What the conversation core knows about an escalating message."""
@@ -204,9 +208,21 @@ class EscalationStore:
             db.execute(update(escalations).where(escalations.c.id == escalation_id, escalations.c.notified_at.is_(None))
                        .values(notified_at=at))
 
-    def acknowledge(self, escalation_id: str, user: str) -> Escalation:
-        """Record who acknowledged the alert (first acknowledgement wins; later ones are only audited)."""
+    def _pressed_in_alert_channel(self, record: Escalation, user: str, in_channel: str | None, action: str) -> None:
+        """A button counts only in a channel the alert was posted in; elsewhere it is audited and refused."""
+        if in_channel is None or in_channel in {c for c in (record.delivered_channel, record.fallback_channel) if c}:
+            return
+        at = _iso(self._now())
+        with self.db.transaction() as db:
+            self._audit(db, record.id, user, f"{action}_refused", "pressed outside the alert's channels", at)
+        log.warning("escalation id=%s: %s pressed outside the alert's channels; refused", record.id, action)
+        raise NotInAlertChannel(f"escalation {record.id} was not posted there")
+
+    def acknowledge(self, escalation_id: str, user: str, in_channel: str | None = None) -> Escalation:
+        """Record who acknowledged the alert (first acknowledgement wins; later ones are only audited). `in_channel`:
+        where the button was pressed, which must be a channel the alert was posted in (None: the DSL's own CLI)."""
         record = self.get(escalation_id)
+        self._pressed_in_alert_channel(record, user, in_channel, "acknowledge")
         at = _iso(self._now())
         with self.db.transaction() as db:
             db.execute(update(escalations).where(escalations.c.id == record.id).values(
@@ -217,9 +233,10 @@ class EscalationStore:
         log.info("escalation acknowledged id=%s by=%s", record.id, user)
         return self.get(record.id)
 
-    def close_escalation(self, escalation_id: str, user: str) -> Escalation:
-        """Record who closed the escalation, and when."""
+    def close_escalation(self, escalation_id: str, user: str, in_channel: str | None = None) -> Escalation:
+        """Record who closed the escalation, and when (`in_channel` as for `acknowledge`)."""
         record = self.get(escalation_id)
+        self._pressed_in_alert_channel(record, user, in_channel, "close")
         at = _iso(self._now())
         with self.db.transaction() as db:
             db.execute(update(escalations).where(escalations.c.id == record.id).values(

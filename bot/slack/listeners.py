@@ -210,12 +210,13 @@ def register_alert_buttons(app: App, alerts) -> None:
         ack()
         user = _str(body.get("user") or {}, "id") or "unknown"
         escalation_id = _str(action, "value")[:64]
-        try:
-            record = alerts.acknowledge(escalation_id, user) if action.get("action_id") == blocks.ACK_ACTION else alerts.close_escalation(escalation_id, user)
-        except EscalationNotFound:
-            log.warning("escalation button for an unknown id")
-            return
         channel = _str(body.get("channel") or {}, "id") or _str(body.get("container") or {}, "channel_id")
+        press = alerts.acknowledge if action.get("action_id") == blocks.ACK_ACTION else alerts.close_escalation
+        try:
+            record = press(escalation_id, user, in_channel=channel)
+        except EscalationNotFound:
+            log.warning("escalation button refused: an unknown id, or pressed outside the alert's channels")
+            return
         ts = _str(body.get("message") or {}, "ts") or _str(body.get("container") or {}, "message_ts")
         if channel and ts:
             resent = channel == record.fallback_channel and ts == record.fallback_ts

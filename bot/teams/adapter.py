@@ -119,10 +119,11 @@ class TeamsAdapter:
             return Plan((reply,), turn=turn, question=held)
         if verb in (cards.ACKNOWLEDGE, cards.CLOSE) and self.escalations is not None:
             escalation_id = value_field(data, "e", 64)
+            press = self.escalations.acknowledge if verb == cards.ACKNOWLEDGE else self.escalations.close_escalation
             try:
-                record = (self.escalations.acknowledge if verb == cards.ACKNOWLEDGE else self.escalations.close_escalation)(escalation_id, inc.user)
+                record = press(escalation_id, inc.user, in_channel=inc.conversation.partition(";messageid=")[0])
             except EscalationNotFound:
-                log.warning("escalation button for an unknown id")
+                log.warning("escalation button refused: an unknown id, or pressed outside the alert's channels")
                 return None
             return Plan(alert=record)
         log.info("ignored card submit verb=%s", verb[:20])
