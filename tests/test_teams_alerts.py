@@ -145,17 +145,19 @@ def test_channels_are_named_as_staff_know_them(tmp_path, stand_ins):
 
 def test_includes_reads_the_channels_members_and_raises_when_teams_cannot_tell(setup):
     """An allegation about the head is never posted on the guess that the head is not in the channel: a failure to
-    list the members is a transient delivery error, retried (it was once read as "not a member", a second reader found)."""
+    list the members is a transient delivery error, retried (it was once read as "not a member", a second reader found).
+    The members are asked of the serviceUrl stored with the record, not whatever this process last saw."""
     from bot.escalation.channel import DeliveryError
 
     settings, parts, store, connector = setup
-    parts.alerts.service_urls.remember(TENANT, connector.service_url)
+    record, _ = store.record(request(connector))
+    parts.alerts.service_urls.remember(TENANT, "http://127.0.0.1:9/not-this-one/")  # another region's, seen last
     connector.members[HEAD_CHANNEL] = [{"id": "29:head", "aadObjectId": "aad-head"}, {"id": "29:other", "aadObjectId": "aad-other"}]
-    assert parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-head",))
-    assert not parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-chair",))
+    assert parts.alerts.includes(record, HEAD_CHANNEL, ("teams:aad-head",))
+    assert not parts.alerts.includes(record, HEAD_CHANNEL, ("teams:aad-chair",))
     connector.stop()
     with pytest.raises(DeliveryError) as failed:
-        parts.alerts.includes(HEAD_CHANNEL, ("teams:aad-head",))
+        parts.alerts.includes(record, HEAD_CHANNEL, ("teams:aad-head",))
     assert failed.value.transient
 
 

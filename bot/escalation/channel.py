@@ -36,8 +36,9 @@ class AlertChannel(Protocol):
     def update(self, record: Escalation, channel: str, message: str, alert: Alert) -> None:
         """Redraw a posted alert (acknowledged, closed)."""
 
-    def includes(self, channel: str, users: tuple[str, ...]) -> bool:
-        """Whether any of the users can read the channel (the head must not read an allegation about them)."""
+    def includes(self, record: Escalation, channel: str, users: tuple[str, ...]) -> bool:
+        """Whether any of the users can read the channel (the head must not read an allegation about them), asked
+        where the record's alert goes."""
 
     def describe(self, channel: str) -> str:
         """The channel as the member of staff knows it ("#dsl-team")."""

@@ -202,7 +202,7 @@ class Deliverer:
         heads = tuple(self.settings.routes(record.school).head_user_ids)
         if self.recipient(record) != "chair" or not heads:
             return
-        if channel.includes(route.channel, heads):
+        if channel.includes(record, route.channel, heads):
             raise DeliveryError(f"channel {route.channel} includes the headteacher; set a chair_channel they are not in", False)
 
     def _retrying(self) -> Retrying:
@@ -241,7 +241,7 @@ class Deliverer:
                 continue
             claimed = False
             try:
-                if self.recipient(record) == "chair" and heads and channel.includes(fallback, heads):
+                if self.recipient(record) == "chair" and heads and channel.includes(record, fallback, heads):
                     log.error("escalation id=%s: fallback channel includes the headteacher; not re-sent", record.id)
                     continue
                 claimed = self.store.claim_resend(record.id)

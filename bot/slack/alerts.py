@@ -68,7 +68,7 @@ class SlackAlertChannel:
         text, blocks = alert_blocks(alert)
         self.client.chat_update(channel=channel, ts=message, text=text, blocks=blocks)
 
-    def includes(self, channel: str, users: tuple[str, ...]) -> bool:
+    def includes(self, record: Escalation, channel: str, users: tuple[str, ...]) -> bool:
         cursor = None
         for _ in range(20):
             try:

@@ -124,10 +124,11 @@ class TeamsAlertChannel:
         except Exception as exc:
             raise classify(exc) from None
 
-    def includes(self, channel: str, users: tuple[str, ...]) -> bool:
-        """Whether any of `users` (Entra object ids, or 29: ids) is a member. When Teams cannot tell, the error is raised
-        (a transient one is retried): an allegation about the head is never posted on the guess that they are not there."""
-        service_url = self.service_urls.for_tenant(self.settings.teams.tenant_id) or DEFAULT_SERVICE_URL
+    def includes(self, record: Escalation, channel: str, users: tuple[str, ...]) -> bool:
+        """Whether any of `users` (Entra object ids, or 29: ids) is a member, asked of the serviceUrl the record's alert
+        goes through. When Teams cannot tell, the error is raised (a transient one is retried): an allegation about
+        the head is never posted on the guess that they are not there."""
+        service_url = self.target(record)[0]
         wanted = {u.removeprefix("teams:") for u in users}
         try:
             members = _run(self.connector.member_ids(service_url, channel))
