@@ -4,8 +4,8 @@ Fatal problems exit non-zero with one line that says what is wrong and what to d
 a DSL channel the bot is not in, and a school whose concerns would alert nobody, are one warning line each at
 start-up, and the bot still serves. No traceback unless POLICYBOT_DEBUG is set.
 
-Not tested here: a DNS failure (resolving a name that does not exist would send a query to this machine's DNS
-server, and tests send traffic only to 127.0.0.1); the code path is `startup._call`'s `socket.gaierror` branch.
+A DNS failure is made inside the bot's own process: a `sitecustomize` on its PYTHONPATH makes every name other
+than 127.0.0.1 and localhost fail to resolve, as a server with broken DNS does, so no query leaves the machine.
 """
 
 from __future__ import annotations
@@ -61,6 +61,29 @@ def closed_port() -> int:
 def test_no_network(tmp_path):
     line = one_line(serve(tmp_path, f"http://127.0.0.1:{closed_port()}/api/"))
     assert line.startswith("Error: Cannot reach Slack at http://127.0.0.1:") and "check the network" in line
+
+
+BROKEN_DNS = """
+import socket
+_resolve = socket.getaddrinfo
+
+
+def _broken(host, *args, **kwargs):  # this machine's DNS is down: only loopback names resolve
+    if host in ("127.0.0.1", "localhost", "::1", None):
+        return _resolve(host, *args, **kwargs)
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+socket.getaddrinfo = _broken
+"""
+
+
+def test_dns_failure(tmp_path):
+    site = tmp_path / "broken-dns"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BROKEN_DNS, encoding="utf-8")
+    line = one_line(serve(tmp_path / "data", "https://slack.com/api/", PYTHONPATH=str(site)))
+    assert line == "Error: Cannot resolve Slack's address (https://slack.com/api/): check this server's DNS and network"
 
 
 @pytest.mark.parametrize("code", ["invalid_auth", "token_revoked"])
