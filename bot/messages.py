@@ -35,13 +35,16 @@ def answered(school_name: str, title: str) -> str:
 
 
 def unsure(school_name: str, titles: tuple[str, ...], ask: str) -> str:
-    return (f"I couldn't find a clause in {school_name}'s {_which(titles)} that clearly answers this. "
+    where = f"policies ({_and(titles)})" if len(titles) > 1 else _which(titles)
+    return (f"I couldn't find a clause in {school_name}'s {where} that clearly answers this. "
             f"These are the nearest; if they don't answer your question, please ask {ask}.")
 
 
 def not_covered(school_name: str, titles: tuple[str, ...], ask: str, other_policy: str | None = None) -> str:
     if other_policy:
-        return f"I don't have {school_name}'s {other_policy} policy: I can only answer from its {_which(titles)}. Please ask {ask}."
+        return f"I don't have {school_name}'s {other_policy} policy: I can only answer from its {_and(titles) if titles else 'policies'}. Please ask {ask}."
+    if len(titles) > 1:
+        return f"None of {school_name}'s policies ({_and(titles)}) covers this, so I can't answer it from policy. Please ask {ask}."
     return f"{school_name}'s {_which(titles)} does not cover this, so I can't answer it from policy. Please ask {ask}."
 
 
@@ -69,6 +72,10 @@ def overdue(title: str, due: dt.date, ask: str) -> str:
 
 def _which(titles: tuple[str, ...]) -> str:
     return " or ".join(titles) if titles else "policies"
+
+
+def _and(titles: tuple[str, ...]) -> str:
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
 # -- safeguarding -----------------------------------------------------------------------------------

@@ -126,20 +126,19 @@ class Runtime:
     def index_is_stale(self) -> bool:
         return publish.is_stale(self.settings.index_dir, self.settings.policies_dir, self.embedder.name)
 
-    def ensure_index(self) -> bool:
-        """Build the index when it is missing or out of date; True when a build ran. A policies folder that cannot
+    def ensure_index(self) -> publish.ChangeReport | None:
+        """Build the index when it is missing or out of date; the build's report when one ran. A policies folder that cannot
         be built (a broken catalogue, an unreadable file) never stops a bot that has an index to serve: it says so
         in one line and serves the published version."""
         from index.errors import PolicyBotError
 
         try:
             if not self.index_is_stale():
-                return False
+                return None
             log.info("index missing or stale; building")
-            self.build_index()
-            return True
+            return self.build_index()
         except PolicyBotError as exc:
             if publish.current_version(self.settings.index_dir) is None:
                 raise
             log.warning("the policies were not indexed (%s); still serving the published index", exc)
-            return False
+            return None

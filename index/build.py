@@ -117,6 +117,7 @@ class Found:
     sources: list[Source]
     needs_metadata: tuple[str, ...] = ()
     needs_metadata_details: tuple[dict, ...] = ()
+    not_indexed: tuple[tuple[str, str], ...] = ()  # (file, why) for every other file under the policies folder
 
 
 def all_sources(policies_dir: Path, catalogue: Catalogue) -> Found:
@@ -130,23 +131,38 @@ def all_sources(policies_dir: Path, catalogue: Catalogue) -> Found:
     known = {source.path.resolve() for source in listed}
     extra: list[Source] = []
     details: list[dict] = []
+    skipped: list[tuple[str, str]] = []
     suffixes = set(supported_suffixes())
-    for school_id, school in sorted(catalogue.schools.items()):
-        folder = Path(policies_dir) / school_id
-        if not folder.is_dir():
+    root = Path(policies_dir)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []:
+        if folder.name not in catalogue.schools:
+            for path in sorted(q for q in folder.rglob("*") if q.is_file() and q.resolve() not in known):
+                skipped.append((str(path.relative_to(root)), f"no school {folder.name!r} in catalogue.yaml"))
             continue
+        school = catalogue.schools[folder.name]
         ids = {policy.id for policy in school.policies}
-        for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.name.startswith((".", "~$")) or path.resolve() in known:
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or path.resolve() in known:
                 continue
-            if path.suffix.lower() not in suffixes:
-                continue
-            policy_id = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "policy"
-            while policy_id in ids:
-                policy_id += "-file"
-            ids.add(policy_id)
-            meta = header_metadata(load_document(path, school_id, policy_id).text)
-            title = meta.get("title", path.stem)
-            extra.append(Source(school_id, policy_id, path, title))
-            details.append({"school": school_id, "policy": policy_id, "file": str(path.relative_to(policies_dir)), **meta, "title": title})
-    return Found(listed + extra, tuple(d["file"] for d in details), tuple(details))
+            name = str(path.relative_to(root))
+            if path.parent != folder:
+                skipped.append((name, "in a sub-folder; put it in the school's folder itself or list it in catalogue.yaml"))
+            elif path.name.startswith("~$"):
+                skipped.append((name, "a Word lock file (the document is open in Word)"))
+            elif path.name.startswith("."):
+                skipped.append((name, "a hidden file"))
+            elif path.suffix.lower() not in suffixes:
+                skipped.append((name, f"not a format PolicyBot reads; save it as one of {', '.join(sorted(suffixes))}"))
+            else:
+                policy_id = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "policy"
+                while policy_id in ids:
+                    policy_id += "-file"
+                ids.add(policy_id)
+                meta = header_metadata(load_document(path, folder.name, policy_id).text)
+                title = meta.get("title", path.stem)
+                extra.append(Source(folder.name, policy_id, path, title))
+                details.append({"school": folder.name, "policy": policy_id, "file": name, **meta, "title": title})
+    for path in sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []:
+        if path.name != "catalogue.yaml" and not path.name.startswith("."):
+            skipped.append((path.name, "outside any school's folder; move it into policies/<school-id>/"))
+    return Found(listed + extra, tuple(d["file"] for d in details), tuple(details), tuple(skipped))

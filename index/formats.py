@@ -108,7 +108,28 @@ def load_docx(path: Path, dropped: list | None = None) -> str:
             blocks.append(f"- {marker} {text}")  # Word's automatic number ("6.2") becomes part of the text
         else:
             blocks.append(f"- {text}")
+    if dropped is not None:
+        dropped.extend(("page header or footer", line) for line in _running_lines(document))
     return _join(blocks)
+
+
+def _running_lines(document) -> list[str]:
+    """The text of the document's page headers and footers: Word keeps them apart from the body, so they are never
+    indexed; listed so the report says where they went."""
+    seen: list[str] = []
+    for section in document.sections:
+        for part in (section.header, section.first_page_header, section.footer, section.first_page_footer):
+            try:
+                if part.is_linked_to_previous and part is not section.header and part is not section.footer:
+                    continue
+                paragraphs = part.paragraphs
+            except (AttributeError, ValueError, KeyError):  # a damaged header part: there is nothing to list
+                continue
+            for paragraph in paragraphs:
+                line = " ".join(paragraph.text.split())
+                if line and line not in seen:
+                    seen.append(line)
+    return seen
 
 
 def _bold_lead(paragraph) -> tuple[str, str]:

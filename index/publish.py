@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import textwrap
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -78,6 +79,7 @@ class ChangeReport:
     removed: tuple[PolicyChange, ...] = ()
     unchanged: int = 0
     needs_metadata: tuple[str, ...] = ()  # files indexed without a catalogue entry
+    not_indexed: tuple[tuple[str, str], ...] = ()  # (file, why): every other file under the policies folder
     embedded: int = 0  # passages embedded by this build
     reused: int = 0  # passages whose vectors were reused
     version: str = ""
@@ -116,24 +118,31 @@ class ChangeReport:
         lines.append(f"Unchanged: {self.unchanged} policies.")
         for path in self.needs_metadata:
             lines.append(f"Needs metadata: {path} has no entry in catalogue.yaml (title and dates read from the document).")
+        for path, why in self.not_indexed:
+            lines.append(f"Not indexed: {path}: {why}.")
         return "\n".join(lines)
 
 
-def outline(reading: Reading, school: str, brief: bool = False) -> list[str]:
+def outline(reading: Reading, school: str, brief: bool = False, full: bool = False) -> list[str]:
     """What a document became: its clauses and headings, and what was dropped as noise. `brief` for the index report
-    (counts, headings and the first few dropped lines); in full for `policybot show`."""
+    (counts, headings and the first few dropped lines); every clause for `policybot show`, cut to a line unless `full`."""
     headings = reading.headings
     lines = [f"{len(reading.chunks)} clauses under {len(headings)} headings" + (": " + "; ".join(_short(h, 60) for h in headings[:12])
                                                                               + ("; …" if len(headings) > 12 else "") if brief and headings else "")]
     if not brief:
         for chunk in reading.chunks:
             where = chunk.section or "-"
-            lines.append(f"  {where:>6}  {_short(chunk.heading_path, 80) or '(no heading)'}: {_short(chunk.text, 90)!r}")
+            heading = _short(chunk.heading_path, 80) or "(no heading)"
+            if full:
+                lines.append(f"  {where:>6}  {heading}:")
+                lines.extend(f"          {line}" for line in textwrap.wrap(" ".join(chunk.text.split()), 96))
+            else:
+                lines.append(f"  {where:>6}  {heading}: {_short(chunk.text, 90)!r}")
     if reading.dropped:
         reasons = Counter(reason for reason, _ in reading.dropped)
         lines.append(f"dropped as noise: {len(reading.dropped)} lines (" + ", ".join(f"{r} {n}" for r, n in reasons.items()) + ")")
         shown = reading.dropped[:3] if brief else reading.dropped
-        lines.extend(f"  {reason}: {_short(text, 90)!r}" for reason, text in shown)
+        lines.extend(f"  {reason}: {text if full else _short(text, 90)!r}" for reason, text in shown)
         if brief and len(reading.dropped) > len(shown):
             lines.append(f"  … `policybot show {school}` lists them all")
     else:
@@ -316,7 +325,8 @@ def publish(policies_dir: Path, index_dir: Path, embedder: Embedder, *, dry_run:
                 readings[key] = reading = read_source(source)
                 documents.append((source, reading.chunks, reading.digest, False))
 
-        report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run, readings), rechunked=rechunk)
+        report = dataclasses.replace(_report(documents, previous, found.needs_metadata, dry_run, readings), rechunked=rechunk,
+                                     not_indexed=found.not_indexed)
         if dry_run or (not report.has_changes and not force and previous.version and _same_titles(documents, previous)
                        and previous.catalogue == published(catalogue, found)):
             return dataclasses.replace(report, version=previous.version, seconds=time.perf_counter() - started)

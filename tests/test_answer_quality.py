@@ -181,6 +181,11 @@ def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, emb
     answer = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
     assert answer.answered
     assert answer.citations[0].policy == "medicines"
+    # a school with two policies: a question neither answers names both, in a sentence that reads
+    leave = answerer.answer(Question(text="How many days of paternity leave do I get?", school="mill-lane"))
+    assert not leave.answered
+    assert "policies (Social Media Policy and Supporting Pupils with Medical Conditions Policy)" in answer_text(leave)
+    assert " or Supporting" not in answer_text(leave)
 
 
 def test_question_naming_a_policy_the_school_has_not_loaded_is_not_answered_from_another(answerer):

@@ -4,6 +4,7 @@ month dates, and `policybot show` / the index report telling the admin what each
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,8 @@ def brookside_docx(path: Path) -> Path:
     lead.add_run(" Staff lock a school laptop whenever they leave it, and never lend it to a family member.")
     document.add_paragraph("Page 2 of 7")
     document.add_paragraph().add_run("Staff must never use their own phone to photograph pupils.").bold = True
+    document.sections[0].footer.paragraphs[0].text = "Brookside Primary School  Devices Policy v4.1"
+    document.sections[0].header.paragraphs[0].text = "CONFIDENTIAL: staff only"
     document.save(path)
     return path
 
@@ -131,6 +134,10 @@ def test_a_word_file_with_bold_sub_headings_and_a_page_number(brookside):
     assert "\nStaff must never use their own phone to photograph pupils." in text and "# Staff must never" not in text
     reading = read_source(Source("brookside", "devices", brookside / "brookside" / "devices.docx", "Devices"))
     assert ("stray marker, link or page number", "Page 2 of 7") in reading.dropped
+    # Word keeps page headers and footers apart from the body: never indexed, and the report says so
+    assert ("page header or footer", "Brookside Primary School Devices Policy v4.1") in reading.dropped
+    assert ("page header or footer", "CONFIDENTIAL: staff only") in reading.dropped
+    assert all("v4.1" not in chunk.text and "CONFIDENTIAL" not in chunk.text for chunk in reading.chunks)
     assert all("Page 2 of 7" not in chunk.text for chunk in reading.chunks)
     assert {"Acceptable Use of Devices > Mobile phones", "Acceptable Use of Devices > School laptops"} <= set(reading.headings)
 
@@ -144,6 +151,7 @@ def test_show_and_the_index_report_say_what_each_document_became(brookside, data
     assert "cookies" not in clauses and "castle" not in clauses
     assert "web page clutter: 'We use cookies" in noise and "castle" in noise
 
+    (brookside / "brookside" / "governors-minutes.odt").write_bytes(b"not read")
     built = run("index", data=data_dir, policies=brookside)
     assert built.returncode == 0, built.stderr
     report = built.stdout
@@ -151,7 +159,40 @@ def test_show_and_the_index_report_say_what_each_document_became(brookside, data
     assert "clauses under" in added.splitlines()[1] and "Contact with pupils and parents" in added.splitlines()[1]
     assert "dropped as noise:" in added and "web page clutter" in added
     assert "Added: brookside/devices" in report
-    assert "published" in run("show", "brookside", "--policy", "devices", data=data_dir, policies=brookside).stdout
+    assert "Not indexed: brookside/governors-minutes.odt: not a format PolicyBot reads" in report
+    devices = run("show", "brookside", "--policy", "devices", data=data_dir, policies=brookside).stdout
+    assert "published" in devices and "page header or footer: 'CONFIDENTIAL: staff only'" in devices
+    reading = read_source(Source("brookside", "devices", brookside / "brookside" / "devices.docx", "Devices"))
+    whole = [" ".join(chunk.text.split()) for chunk in reading.chunks]
+    assert any(text not in " ".join(devices.split()) for text in whole)  # cut to one line each
+    full = run("show", "brookside", "--policy", "devices", "--full", data=data_dir, policies=brookside).stdout
+    assert all(text in " ".join(full.split()) for text in whole)
+
+    # a policy with no url of its own links its citations to the school's page
+    asked = run("ask", "--json", "--school", "brookside", "can I lend my school laptop to my husband?", data=data_dir, policies=brookside)
+    citations = json.loads(asked.stdout)["citations"]
+    by_policy = {c["policy"]: c["url"] for c in citations}
+    assert by_policy.get("devices") == "https://www.brookside.example/policies", asked.stdout
 
     missing = run("show", "nowhere", data=data_dir, policies=brookside)
     assert missing.returncode != 0 and "brookside" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_every_file_not_indexed_is_listed_with_why(policies_copy):
+    from index.build import all_sources
+
+    (policies_copy / "chiltern" / "old-policy.odt").write_bytes(b"odt")
+    (policies_copy / "chiltern" / "~$cial-media.docx").write_bytes(b"lock")
+    (policies_copy / "chiltern" / "archive").mkdir()
+    (policies_copy / "chiltern" / "archive" / "2019.txt").write_text("Old policy text.", encoding="utf-8")
+    (policies_copy / "oakwood").mkdir()
+    (policies_copy / "oakwood" / "social-media.txt").write_text("Staff must not befriend pupils.", encoding="utf-8")
+    (policies_copy / "loose.pdf").write_bytes(b"%PDF")
+    found = all_sources(policies_copy, load_catalogue(policies_copy))
+    why = dict(found.not_indexed)
+    assert "not a format PolicyBot reads" in why["chiltern/old-policy.odt"]
+    assert "Word lock file" in why["chiltern/~$cial-media.docx"]
+    assert "sub-folder" in why["chiltern/archive/2019.txt"]
+    assert "no school 'oakwood' in catalogue.yaml" in why["oakwood/social-media.txt"]
+    assert "outside any school's folder" in why["loose.pdf"]
+    assert not any(path.endswith("social-media.txt") and path.startswith(("chiltern", "kingsmead")) for path in why)

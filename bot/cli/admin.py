@@ -37,9 +37,10 @@ def index_command(ctx, dry_run, rollback, keep, policies_dir):
 @click.command("show")
 @click.argument("school")
 @click.option("--policy", help="Only this policy (its id in catalogue.yaml).")
+@click.option("--full", is_flag=True, help="Each clause and dropped line in full, not cut to one line.")
 @click.option("--policies", "policies_dir", type=click.Path(file_okay=False), help="Policies folder (default: policies/).")
 @click.pass_context
-def show(ctx, school, policy, policies_dir):
+def show(ctx, school, policy, full, policies_dir):
     """What the bot made of a school's documents: each one's clauses with their sections and headings, and what was
     dropped as noise (web page clutter, page headers and footers, contents lists). Reads the files as `index` would."""
     from bot.settings import load_settings
@@ -72,7 +73,7 @@ def show(ctx, school, policy, policies_dir):
         state = ("published" if served == reading.digest else "changed since the published index: run `policybot index`"
                  if served else "not yet published: run `policybot index`")
         click.echo(f"{source.school}/{source.policy} ({source.title}), {source.path}: {state}")
-        for line in outline(reading, school):
+        for line in outline(reading, school, full=full):
             click.echo("  " + line)
 
 

@@ -48,8 +48,8 @@ def chat(ctx, school):
     from bot.core.conversation import Message
 
     rt = runtime(ctx)
-    if rt.ensure_index():
-        click.echo("Built the index from the policies folder.")
+    if built := rt.ensure_index():
+        click.echo("Built the index from the policies folder:\n" + built.summary())
     catalogue = rt.catalogue
     school = school or rt.settings.school
     if school:

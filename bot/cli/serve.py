@@ -73,8 +73,8 @@ def serve(ctx, use_http, teams, port, host, slack_port, watch):
         teams_parts = build_teams(settings)
         channels["teams"] = teams_parts.alerts
 
-    if rt.ensure_index():
-        click.echo("Built the index from the policies folder.")
+    if built := rt.ensure_index():
+        click.echo("Built the index from the policies folder:\n" + built.summary())
     rt.warm()  # the model, the index, the areas and the safeguarding gate, before the first message
 
     from bot.escalation.delivery import Deliverer

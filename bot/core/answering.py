@@ -154,7 +154,7 @@ class Answerer:
         return Citation(
             school=chunk.school, policy=chunk.policy, title=meta.title if meta else chunk.policy, section=chunk.section,
             heading=chunk.heading_path, text=chunk.text, quote=quote(hit, question), score=round(hit.score, 4),
-            url=meta.url if meta else None, next_review=meta.next_review.isoformat() if meta and meta.next_review else None)
+            url=(meta.url or catalogue.schools[chunk.school].url) if meta else None, next_review=meta.next_review.isoformat() if meta and meta.next_review else None)
 
     def _overdue(self, catalogue: Catalogue, school: str, citations) -> tuple[Overdue, ...]:
         today = self.today()

@@ -59,10 +59,13 @@ def missing_routes(settings: Settings, schools: list[str]) -> list[str]:
         for recipient in ("dsl", "head", "chair"):
             route = route_for(settings, school, recipient, None)
             if route is None:
+                own = OWN_CHANNEL[recipient]
+                wanted = own if recipient == "dsl" else f"{own} (or at least dsl_channel, where they then go)"
                 out.append(f"{school}: no channel for {_who(recipient)} on any platform: such a concern alerts nobody; "
-                           f"set schools.{school}.dsl_channel (Slack) or schools.{school}.teams.dsl_channel")
+                           f"set schools.{school}.{wanted} for Slack, or the same under schools.{school}.teams")
             elif route.fallback:
-                out.append(f"{school}: no {OWN_CHANNEL[recipient]} for {_who(recipient)}: those alerts go to the DSL's channel")
+                out.append(f"{school}: no {OWN_CHANNEL[recipient]} for {_who(recipient)}: those alerts go to the DSL's channel; "
+                           f"set schools.{school}.{OWN_CHANNEL[recipient]} to send them to their own")
     return out
 
 
