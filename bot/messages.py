@@ -157,6 +157,13 @@ NO_SCHOOL_SLACK = ("I don't know which school's policies apply here. Ask an admi
                    "(`slack.channel_schools` in the PolicyBot configuration) or send me a direct message.")
 NO_SCHOOL_TEAMS = ("I don't know which school's policies apply here. Ask an admin to map this team or tenant to a school "
                    "(`teams.team_schools` or `teams.tenant_schools` in the PolicyBot configuration).")
+NO_SCHOOL = {"slack": NO_SCHOOL_SLACK, "teams": NO_SCHOOL_TEAMS}
+
+
+def no_school(platform: str) -> str:
+    return NO_SCHOOL.get(platform, NO_SCHOOL_SLACK)
+
+
 CHOOSE_SCHOOL = "You work with more than one school. Which school's policy should I answer from?"
 CHANGE_SCHOOL = "Type `school` to choose another school."
 

@@ -32,9 +32,10 @@ class Runtime:
     @cached_property
     def reference_vectors(self):
         """Vectors of fixed texts (areas of school life), cached on disk by model (index/vector_cache.py)."""
+        from bot.safeguarding.gate import shipped_vectors
         from index.vector_cache import VectorCache
 
-        return VectorCache(self.embedder, self.settings.model_store / "cache")
+        return VectorCache(self.embedder, self.settings.model_store / "cache", shipped=shipped_vectors(self.embedder))
 
     @cached_property
     def index(self):
@@ -66,7 +67,8 @@ class Runtime:
         defaults = Thresholds()
         thresholds = Thresholds(concern=own.concern_threshold if own.concern_threshold is not None else defaults.concern,
                                 unsure=own.unsure_threshold if own.unsure_threshold is not None else defaults.unsure)
-        return SafeguardingGate(self.gate_embedder, load_examples(folders), self.settings.model_store / "cache", thresholds)
+        return SafeguardingGate(self.gate_embedder, load_examples(folders), self.settings.model_store / "cache", thresholds,
+                                reader=self.embedder, reader_cache=self.reference_vectors)
 
     @cached_property
     def gate_embedder(self):

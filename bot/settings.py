@@ -63,6 +63,21 @@ class SlackSettings(BaseModel):
     user_schools: dict[str, str | list[str]] = Field(default_factory=dict)
     admins: tuple[str, ...] = ()
 
+    # What the conversation core asks of a platform's settings (TeamsSettings answers the same), so that it never
+    # branches on the platform's name.
+
+    def school_of_place(self, channel: str | None, team: str | None, tenant: str | None, private: bool) -> str | None:
+        """The school a channel is mapped to; a direct message has none."""
+        return None if private else self.channel_schools.get(channel or "")
+
+    def user_key(self, user: str) -> str:
+        """The id `user_schools` and `admins` list a user by."""
+        return user
+
+    def catalogue_owner_channel(self, policies) -> str | None:
+        """The catalogue's `owner_channel` of a school's policies names a Slack channel."""
+        return next((p.owner_channel for p in policies if p.owner_channel), None)
+
 
 class TeamsSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,6 +105,19 @@ class TeamsSettings(BaseModel):
         if parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost", "::1")):
             return url
         raise ValueError(f"{url!r} must be https (plain http only for 127.0.0.1 or localhost)")
+
+    default_school: None = None  # a Teams message always comes from a team, a tenant or a mapped person
+
+    def school_of_place(self, channel: str | None, team: str | None, tenant: str | None, private: bool) -> str | None:
+        """The school a Teams team is mapped to, or else its tenant."""
+        return self.team_schools.get(team or "") or self.tenant_schools.get(tenant or "")
+
+    def user_key(self, user: str) -> str:
+        """Teams users are "teams:<Entra object id>" in the core; the settings list the object id."""
+        return user.removeprefix("teams:")
+
+    def catalogue_owner_channel(self, policies) -> str | None:
+        return None  # the catalogue's owner_channel is a Slack channel; Teams uses schools.<id>.teams.policy_owner_channel
 
     @property
     def allowed_tenants(self) -> tuple[str, ...]:
@@ -171,6 +199,10 @@ class Settings(BaseModel):
 
     def routes(self, school: str) -> SchoolRoutes:
         return self.schools.get(school, SchoolRoutes())
+
+    def platform(self, name: str) -> SlackSettings | TeamsSettings | None:
+        """A chat platform's settings by its name; None for the terminal."""
+        return {"slack": self.slack, "teams": self.teams}.get(name)
 
     def default_dsl(self, platform: str) -> str | None:
         return self.escalation.dsl_channel if platform == "slack" else self.escalation.teams_dsl_channel

@@ -66,11 +66,12 @@ def gate_embedder(models_dir):
 
 
 @pytest.fixture(scope="session")
-def gate(gate_embedder, models_dir):
+def gate(gate_embedder, embedder, models_dir):
+    """The gate as the bot runs it: its own model, and the answer model's reading beside it."""
     from bot.safeguarding.examples import SHIPPED, load_examples
     from bot.safeguarding.gate import SafeguardingGate
 
-    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), models_dir / "cache")
+    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), models_dir / "cache", reader=embedder)
     gate.warm()
     return gate
 

@@ -67,7 +67,7 @@ def test_a_concern_buried_in_a_long_message_is_found_in_its_window(gate):
 
 
 def test_the_gate_reads_a_vector_only_from_its_own_model(gate, gate_embedder, embedder):
-    """Retrieval's vector is reused when retrieval runs the gate's model; the answer model's is never mistaken for it."""
+    """A vector retrieval already has is reused for the model that made it, never read as the other model's."""
     text = "a Y8 sent me a pic of herself in her underwear on snap, do I delete it?"
     alone = gate.assess(text)
     assert alone.escalate
@@ -75,20 +75,20 @@ def test_the_gate_reads_a_vector_only_from_its_own_model(gate, gate_embedder, em
     assert gate.assess(text, embedder.embed([text])[0], embedder.name) == alone
 
 
-def test_the_shipped_examples_need_no_embedding_at_start_up(gate_embedder, tmp_path):
+def test_the_shipped_examples_need_no_embedding_at_start_up(gate_embedder, embedder, tmp_path):
     """Their vectors ship with the examples (bot/safeguarding/vectors/): a first start embeds nothing of them."""
-    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), tmp_path / "cache")
+    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), tmp_path / "cache", reader=embedder)
     started = time.perf_counter()
     gate.warm()
     assert not list((tmp_path / "cache").glob("*.npz")) or all(p.name.startswith("gate-") for p in (tmp_path / "cache").glob("*.npz"))
-    again = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), tmp_path / "cache")
+    again = SafeguardingGate(gate_embedder, load_examples([SHIPPED]), tmp_path / "cache", reader=embedder)
     refit = time.perf_counter()
     again.warm()  # the fit is cached by the examples and the model
     assert time.perf_counter() - refit < time.perf_counter() - started
     assert list((tmp_path / "cache").glob("gate-*.npz"))
 
 
-def test_a_dsl_adds_examples_in_a_file_and_the_gate_learns_them(gate_embedder, tmp_path):
+def test_a_dsl_adds_examples_in_a_file_and_the_gate_learns_them(gate_embedder, embedder, tmp_path):
     own = tmp_path / "our-examples"
     own.mkdir()
     (own / "county.yaml").write_text("""
@@ -102,7 +102,7 @@ escalate:
 no_escalate:
   - {q: "is there a modern slavery awareness session in the next inset day?"}
 """, encoding="utf-8")
-    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED, own]), tmp_path / "cache")
+    gate = SafeguardingGate(gate_embedder, load_examples([SHIPPED, own]), tmp_path / "cache", reader=embedder)
     verdict = gate.assess("a Y7 told me the man she lives with brought her over from abroad and takes all the money she earns cleaning")
     assert verdict.escalate and verdict.categories[0] == "trafficking"
 

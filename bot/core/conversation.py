@@ -146,7 +146,7 @@ class Conversation:
         if choice.school is None:
             if choice.options:
                 return Turn(message, "choose", options=choice.options, assessment=assessment)
-            return Turn(message, "notice", notice=messages.NO_SCHOOL_TEAMS if message.place.platform == "teams" else messages.NO_SCHOOL_SLACK)
+            return Turn(message, "notice", notice=messages.no_school(message.place.platform))
         if prepared is None:  # a school the published index does not know
             return Turn(message, "notice", school=choice.school, notice=self._unknown_school(choice.school))
         return Turn(message, "question", school=choice.school, prepared=prepared, assessment=assessment)
@@ -170,7 +170,7 @@ class Conversation:
         if turn.kind == "duplicate":
             return None
         if turn.kind == "notice":  # "how to set up a school" is for the writer alone; "please type a question" may be seen
-            return Reply(notice=turn.notice, private=turn.notice in (messages.NO_SCHOOL_SLACK, messages.NO_SCHOOL_TEAMS))
+            return Reply(notice=turn.notice, private=turn.notice in messages.NO_SCHOOL.values())
         if turn.kind == "choose":
             return Reply(choose_school=self.school_names(turn.options), held_question=turn.message.text, private=True)
         if turn.kind == "concern":
@@ -217,8 +217,8 @@ class Conversation:
         if meta is None:
             return Reply(notice=messages.unknown_school(school, sorted(self.catalogue.schools)), private=True)
         routes = self.settings.routes(school).on(platform)
-        channel = routes.policy_owner_channel or (next((p.owner_channel for p in meta.policies if p.owner_channel), None)
-                                                  if platform == "slack" else None)
+        settings = self.settings.platform(platform)
+        channel = routes.policy_owner_channel or (settings.catalogue_owner_channel(meta.policies) if settings else None)
         if not channel:
             return Reply(notice=messages.no_policy_owner(meta.ask), private=True)
         log.info("asked a person question_id=%s school=%s", str(question_id)[:64], school)
@@ -227,8 +227,8 @@ class Conversation:
     # -- admin ----------------------------------------------------------------------------------
 
     def is_admin(self, platform: str, user: str) -> bool:
-        admins = self.settings.slack.admins if platform == "slack" else self.settings.teams.admins if platform == "teams" else ()
-        return user.removeprefix("teams:") in admins
+        settings = self.settings.platform(platform)
+        return bool(settings) and settings.user_key(user) in settings.admins
 
     def status(self) -> str:
         return "\n".join(admin.status_lines(self.answerer, self.settings, self.deliverer, self.state))

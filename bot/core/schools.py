@@ -49,20 +49,17 @@ class SchoolRouter:
         if options:
             chosen = self.state.chosen_school(user)
             return SchoolChoice(chosen) if chosen in options else SchoolChoice(None, options)
-        default = s.slack.default_school if place.platform == "slack" else None
+        platform = s.platform(place.platform)
+        default = platform.default_school if platform else None
         return SchoolChoice(default) if default else SchoolChoice()
 
     def options(self, user: str, platform: str) -> tuple[str, ...]:
-        """The schools a person may choose between (their own mapping, or every school for the terminal)."""
-        table = self.settings.slack.user_schools if platform == "slack" else self.settings.teams.user_schools
-        raw = table.get(user.removeprefix("teams:"))
+        """The schools a person may choose between: their own mapping on that platform."""
+        settings = self.settings.platform(platform)
+        raw = settings.user_schools.get(settings.user_key(user)) if settings else None
         mapped = [raw] if isinstance(raw, str) else list(raw or [])
         return tuple(s for s in dict.fromkeys(mapped) if self.known is None or s in self.known)
 
     def _place(self, place: Place) -> str | None:
-        if place.platform == "slack":
-            return self.settings.slack.channel_schools.get(place.channel or "") if not place.private else None
-        if place.platform == "teams":
-            teams = self.settings.teams
-            return teams.team_schools.get(place.team or "") or teams.tenant_schools.get(place.tenant or "")
-        return None
+        settings = self.settings.platform(place.platform)
+        return settings.school_of_place(place.channel, place.team, place.tenant, place.private) if settings else None

@@ -12,10 +12,14 @@ fitted on those vectors:
   headteacher, principal or head of school, a head who is also the DSL included);
 - category: the KCSIE category, for the alert.
 
-The gate has its own small model: all-MiniLM-L6-v2 with a low-rank adapter
-fine-tuned on the examples (bot/safeguarding/finetune.py, SetFit-style), which
-places messages for the same recipient near each other; without the adapter
-file it is the plain model. A message is judged by its own sentence vector and,
+The gate reads each message twice: with its own small model, all-MiniLM-L6-v2
+with a low-rank adapter fine-tuned on the examples (bot/safeguarding/finetune.py,
+SetFit-style), which places messages for the same recipient near each other
+(without the adapter file it is the plain model); and with the answer model
+(`reader`, all-mpnet-base-v2 by default), whose vector of the question retrieval
+has already computed. Whether a message is a concern is read from the gate's own
+vector; who it is about, from both side by side: the second reading was worth
+about four points of right route leave-one-writer-out (docs/safeguarding.md). A message is judged by its own sentence vector and,
 when it is long, by each window of sentences too; its likeliest part decides. At or above
 `Thresholds.concern` it is a concern and is forwarded at once; at or above
 `Thresholds.unsure` the answer offers a one-tap report; below, nothing. The
@@ -50,7 +54,7 @@ RECIPIENTS = ("dsl", "head", "chair")
 SHIPPED_VECTORS = Path(__file__).with_name("vectors")
 GATE_MODEL = "all-MiniLM-L6-v2"  # the gate's own small model, fine-tuned for it (bot/safeguarding/finetune.py)
 ADAPTER = Path(__file__).with_name("adapter") / "all-MiniLM-L6-v2-gate.npz"
-FIT_VERSION = 3  # bump when the fitting changes, so cached fits are redone
+FIT_VERSION = 5  # bump when the fitting changes, so cached fits are redone
 
 
 @dataclass(frozen=True)
@@ -98,22 +102,23 @@ class Assessment:
 class _Heads:
     """The fitted regressions as plain arrays: numpy does the rest (no scikit-learn once fitted)."""
 
-    concern_w: np.ndarray  # (dimension,)
+    concern_w: np.ndarray  # (own dimension,): reads the gate's own model's columns
     concern_b: float
-    recipient_w: np.ndarray  # (3, dimension), rows in RECIPIENTS order
+    recipient_w: np.ndarray  # (3, dimension): reads every column, the answer model's too; rows in RECIPIENTS order
     recipient_b: np.ndarray
     categories: tuple[str, ...]
-    category_w: np.ndarray  # (categories, dimension)
+    category_w: np.ndarray  # (categories, own dimension)
     category_b: np.ndarray
 
     def concern(self, vectors: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(vectors @ self.concern_w + self.concern_b)))
+        own = vectors[..., : self.concern_w.shape[0]]
+        return 1.0 / (1.0 + np.exp(-(own @ self.concern_w + self.concern_b)))
 
     def recipient(self, vector: np.ndarray) -> str:
         return RECIPIENTS[int(np.argmax(self.recipient_w @ vector + self.recipient_b))]
 
     def category(self, vector: np.ndarray) -> list[tuple[str, float]]:
-        logits = self.category_w @ vector + self.category_b
+        logits = self.category_w @ vector[: self.category_w.shape[1]] + self.category_b
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
         order = np.argsort(-probabilities)
@@ -121,19 +126,41 @@ class _Heads:
 
 
 class SafeguardingGate:
-    def __init__(self, embedder, examples: list[Example], cache_dir: Path, thresholds: Thresholds = Thresholds()):
+    def __init__(self, embedder, examples: list[Example], cache_dir: Path, thresholds: Thresholds = Thresholds(),
+                 reader=None, reader_cache: VectorCache | None = None):
         self.embedder = embedder
+        self.reader = reader  # the answer model: its vector of a message sits beside the gate's own (None: own only)
         self.examples = examples
         self.thresholds = thresholds
         self._cache_dir = Path(cache_dir)
-        self._vectors = VectorCache(embedder, self._cache_dir, shipped=sorted(SHIPPED_VECTORS.glob(f"{slug(embedder.name)}.npz")))
+        self._caches = [VectorCache(embedder, self._cache_dir, shipped=shipped_vectors(embedder))]
+        if reader is not None:  # one cache per model and folder: the runtime's, when it has one for the answer model
+            self._caches.append(reader_cache or VectorCache(reader, self._cache_dir, shipped=shipped_vectors(reader)))
         self._lock = threading.Lock()
+
+    @property
+    def _models(self) -> list:
+        return [self.embedder] + ([self.reader] if self.reader is not None else [])
 
     def warm(self) -> None:
         """Embed and fit now (start-up), not on the first message; and load the gate's model even when the fit comes
         from the cache (loading it took the first message 0.5-1 s, and every message queued behind it)."""
         self._heads  # noqa: B018
-        self.embedder.embed(["warm up"])
+        for model in self._models:
+            model.embed(["warm up"])
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        """The rows the regressions read for reference texts: each model's cached vectors, side by side."""
+        return np.hstack([cache.vectors(texts) for cache in self._caches])
+
+    @staticmethod
+    def _read(each, texts: list[str], vector: np.ndarray | None, model: str | None, first: bool) -> np.ndarray:
+        """One model's rows for the texts being judged; `vector` (of the message itself, texts[0] when `first`, by
+        the model named `model`) is reused, not embedded again."""
+        if vector is None or model != each.name or not first:
+            return np.asarray(each.embed(texts), np.float32)
+        rest = each.embed(texts[1:]) if len(texts) > 1 else np.zeros((0, len(vector)), np.float32)
+        return np.vstack([np.asarray(vector, np.float32).reshape(1, -1), rest])
 
     @cached_property
     def _heads(self) -> _Heads:
@@ -148,19 +175,17 @@ class SafeguardingGate:
         if not text:
             return Assessment()
         heads = self._heads
-        if vector is None or model != self.embedder.name:
-            vector = self.embedder.embed([text])[0]
-        vectors = [np.asarray(vector, np.float32).reshape(-1)]
-        if len(text) > self.thresholds.window_chars:
-            vectors.extend(self.embedder.embed(windows(text, self.thresholds.window_chars)))
-        matrix = np.stack(vectors)
-        probabilities = heads.concern(matrix)
+        texts = [text] + (windows(text, self.thresholds.window_chars) if len(text) > self.thresholds.window_chars else [])
+        own = self._read(self.embedder, texts, vector, model, first=True)
+        probabilities = heads.concern(own)
         best = int(np.argmax(probabilities))
         probability = float(probabilities[best])
         level = "concern" if probability >= self.thresholds.concern else "unsure" if probability >= self.thresholds.unsure else "none"
         if level == "none":
             return Assessment(probability=probability)
-        chosen = matrix[best]
+        # who it is about: the answer model's reading of the deciding part too (for the message itself, retrieval's)
+        parts = [own[best]] + ([self._read(self.reader, [texts[best]], vector, model, first=best == 0)[0]] if self.reader else [])
+        chosen = np.concatenate(parts)
         recipient = heads.recipient(chosen)
         route, about_head = ("dsl", False) if recipient == "dsl" else ("staff-allegation", recipient == "chair")
         named = heads.category(chosen)
@@ -176,26 +201,36 @@ class SafeguardingGate:
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
-                    return _Heads(data["concern_w"], float(data["concern_b"]), data["recipient_w"], data["recipient_b"],
-                                  tuple(str(c) for c in data["categories"]), data["category_w"], data["category_b"])
+                    heads = _Heads(data["concern_w"], float(data["concern_b"]), data["recipient_w"], data["recipient_b"],
+                                   tuple(str(c) for c in data["categories"]), data["category_w"], data["category_b"])
+                if heads.concern_w.shape[0] != self.embedder.dimension:
+                    raise ValueError("fitted on vectors of another shape")
+                return heads
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("refitting the safeguarding gate: its cached fit %s is unreadable (%s)", path.name, type(exc).__name__)
         training = self.examples + noise_examples()  # text with no words is no concern (bot/safeguarding/noise.py)
-        heads = fit(self._vectors.vectors([e.text for e in training]), training, self.thresholds.c)
+        heads = fit(self.features([e.text for e in training]), training, self.thresholds.c, own=self.embedder.dimension)
         _save(path, heads)
         return heads
 
     def _fit_key(self) -> str:
         rows = [(e.text, e.concern, e.route, e.about_head, e.category) for e in self.examples]
-        identity = json.dumps([FIT_VERSION, self.embedder.name, self.thresholds.c, sorted(rows, key=repr)])
+        identity = json.dumps([FIT_VERSION, [m.name for m in self._models], self.thresholds.c, sorted(rows, key=repr)])
         return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
 
-def fit(vectors: np.ndarray, examples: list[Example], c: float) -> _Heads:
-    """The three regressions, fitted on the examples' vectors."""
+def shipped_vectors(model) -> list[Path]:
+    """The shipped vectors of the examples for a model (bot/safeguarding/vectors/), when there are any."""
+    return sorted(SHIPPED_VECTORS.glob(f"{slug(model.name)}.npz"))
+
+
+def fit(vectors: np.ndarray, examples: list[Example], c: float, own: int | None = None) -> _Heads:
+    """The three regressions, fitted on the examples' vectors: the recipient on every column, concern and category on
+    the first `own` (the gate's own model's; all when None)."""
     from sklearn.linear_model import LogisticRegression
 
     log.info("fitting the safeguarding gate on %d examples (%d concerns)", len(examples), sum(e.concern for e in examples))
+    full, vectors = vectors, vectors[:, :own]
     concern = np.array([e.concern for e in examples])
     gate = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(vectors, concern)
     concerns = [i for i, e in enumerate(examples) if e.concern and e.recipient is not None]
@@ -203,7 +238,7 @@ def fit(vectors: np.ndarray, examples: list[Example], c: float) -> _Heads:
     if set(recipients) != set(RECIPIENTS):
         raise ExamplesError("The safeguarding examples need concerns for the DSL, about staff and about the headteacher; "
                             "the shipped examples have all three: keep bot/safeguarding/examples/ in place")
-    route = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(vectors[concerns], recipients)
+    route = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(full[concerns], recipients)
     rows = [list(route.classes_).index(r) for r in RECIPIENTS]
     route_w, route_b = route.coef_[rows], route.intercept_[rows]
     labelled = [i for i, e in enumerate(examples) if e.concern and e.category]

@@ -1,12 +1,12 @@
 """Maintainers' tools for the safeguarding gate (not used by a running bot).
 
-    python -m bot.safeguarding.maintain lowo [--model M] [--c 10] [--sets FILE ...]
+    python -m bot.safeguarding.maintain lowo [--c 10] [--sets FILE ...]
         Leave-one-writer-out: for each writer's file in bot/safeguarding/examples/, fit on every other file and
         score that one; then each --sets file (held-out case files) with the gate fitted on everything. Prints
         concerns forwarded, offered the report, missed, false alarms, offers on ordinary messages, right route.
     python -m bot.safeguarding.maintain ship
-        Write bot/safeguarding/vectors/<model>.npz: the shipped examples' vectors, so a first start embeds
-        only what a DSL added (index/vector_cache.py).
+        Write bot/safeguarding/vectors/<model>.npz for the gate's model and the default answer model: the shipped
+        examples' vectors, so a first start embeds only what a DSL added (index/vector_cache.py).
     python -m bot.safeguarding.maintain finetune [--pairs 8000]
         Fine-tune the gate's model on the shipped examples (bot/safeguarding/finetune.py) and write its adapter to
         bot/safeguarding/adapter/; run `ship` after it.
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.safeguarding.examples import SHIPPED, Example, load_examples, read_case_file
-from bot.safeguarding.gate import ADAPTER, GATE_MODEL, SHIPPED_VECTORS, Thresholds, fit
+from bot.safeguarding.gate import ADAPTER, GATE_MODEL, SHIPPED_VECTORS, Thresholds, fit, shipped_vectors
 from bot.safeguarding.noise import noise_examples
 from index import vector_cache
 from index.embed import SentenceTransformerEmbedder
@@ -34,6 +34,20 @@ from index.embed import SentenceTransformerEmbedder
 
 def _embedder(models: Path, adapter: Path | None = ADAPTER) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(GATE_MODEL, models_dir=models, adapter=adapter if adapter and adapter.is_file() else None)
+
+
+def _reader(models: Path) -> SentenceTransformerEmbedder:
+    """The default answer model, whose reading the gate sees beside its own."""
+    return SentenceTransformerEmbedder(models_dir=models)
+
+
+def _features(caches: list, texts: list[str]) -> np.ndarray:
+    return np.hstack([cache.vectors(texts) for cache in caches])
+
+
+def _caches(models: Path, embedder) -> list:
+    reader = _reader(models)
+    return [vector_cache.VectorCache(model, models / "cache", shipped=shipped_vectors(model)) for model in (embedder, reader)]
 
 
 def score(gate_heads, thresholds: Thresholds, vectors: np.ndarray, examples: list[Example]) -> Counter:
@@ -78,38 +92,40 @@ def lowo(models: Path, c: float, sets: list[Path], tune: bool = False, writers: 
             embedder = _embedder(models, adapter)
         else:
             embedder = _embedder(models)
-        cache = vector_cache.VectorCache(embedder, models / "cache", shipped=sorted(SHIPPED_VECTORS.glob(f"{vector_cache.slug(embedder.name)}.npz")))
-        vectors = cache.vectors([e.text for e in examples])
+        caches = _caches(models, embedder)
+        vectors = _features(caches, [e.text for e in examples])
         noise = noise_examples()
-        heads = fit(np.vstack([vectors[keep], cache.vectors([e.text for e in noise])]), training + noise, c)
+        heads = fit(np.vstack([vectors[keep], _features(caches, [e.text for e in noise])]), training + noise, c, own=embedder.dimension)
         counts = score(heads, thresholds, vectors[~keep], [e for e, k in zip(examples, keep) if not k])
         total += counts
         print(line(source, counts), flush=True)
     print(line("leave-one-writer-out, all", total))
-    embedder = _embedder(models)
-    cache = vector_cache.VectorCache(embedder, models / "cache", shipped=sorted(SHIPPED_VECTORS.glob(f"{vector_cache.slug(embedder.name)}.npz")))
-    vectors = cache.vectors([e.text for e in examples])
+    caches = _caches(models, _embedder(models))
+    vectors = _features(caches, [e.text for e in examples])
     if sets:
         noise = noise_examples()
-        heads = fit(np.vstack([vectors, cache.vectors([e.text for e in noise])]), examples + noise, c)
+        heads = fit(np.vstack([vectors, _features(caches, [e.text for e in noise])]), examples + noise, c, own=caches[0].embedder.dimension)
         held: Counter = Counter()
         for path in sets:
             cases = read_case_file(path)
-            counts = score(heads, thresholds, cache.vectors([e.text for e in cases]), cases)
+            counts = score(heads, thresholds, _features(caches, [e.text for e in cases]), cases)
             held += counts
             print(line(Path(path).stem, counts), flush=True)
         print(line("held-out sets, all", held))
 
 
 def ship(models: Path) -> None:
-    embedder = _embedder(models)
+    """The examples' vectors by the gate's model and by the default answer model, so a first start embeds none."""
     examples = load_examples([SHIPPED])
     texts = list(dict.fromkeys(e.text for e in examples + noise_examples()))
-    cache = vector_cache.VectorCache(embedder, models / "cache")
-    vectors = cache.vectors(texts)
-    target = SHIPPED_VECTORS / f"{vector_cache.slug(embedder.name)}.npz"
-    vector_cache.write(target, embedder, {vector_cache.text_key(t): v for t, v in zip(texts, vectors)})
-    print(f"wrote {len(texts)} vectors to {target}")
+    for embedder in (_embedder(models), _reader(models)):
+        cache = vector_cache.VectorCache(embedder, models / "cache")
+        vectors = cache.vectors(texts)
+        target = SHIPPED_VECTORS / f"{vector_cache.slug(embedder.name)}.npz"
+        for old in SHIPPED_VECTORS.glob(f"{vector_cache.slug(embedder.name)}.npz"):
+            old.unlink()
+        vector_cache.write(target, embedder, {vector_cache.text_key(t): v for t, v in zip(texts, vectors)})
+        print(f"wrote {len(texts)} vectors to {target}")
 
 
 def main(argv: list[str] | None = None) -> int:
