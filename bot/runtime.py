@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from bot.core.coverage import Coverage, coverage_for
+from bot.core.decision import decision_for
 from bot.settings import Settings
 from index import publish
 
@@ -55,7 +56,8 @@ class Runtime:
 
         thresholds = self.settings.answer_thresholds
         coverage = coverage_for(self.embedder.name, Coverage(**thresholds.model_dump()) if thresholds else None)
-        return Answerer(self.index, coverage=coverage, today=dt.date.today)
+        decision = None if thresholds else decision_for(self.embedder.name)  # an admin's thresholds are theirs to keep
+        return Answerer(self.index, coverage=coverage, today=dt.date.today, decision=decision)
 
     @cached_property
     def gate(self):

@@ -48,12 +48,13 @@ def bundled_index(tmp_path_factory, embedder) -> Path:
 def answerer(bundled_index, embedder, models_dir):
     from bot.core.answering import Answerer
     from bot.core.coverage import coverage_for
+    from bot.core.decision import decision_for
     from index.live import LiveIndex
     from index.vector_cache import VectorCache
 
     cache = VectorCache(embedder, models_dir / "cache")
     index = LiveIndex(bundled_index, embedder, policies_dir=POLICIES, reference_vectors=cache.vectors)
-    return Answerer(index, coverage=coverage_for(embedder.name), today=lambda: TODAY)
+    return Answerer(index, coverage=coverage_for(embedder.name), today=lambda: TODAY, decision=decision_for(embedder.name))
 
 
 @pytest.fixture(scope="session")

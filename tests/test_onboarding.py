@@ -160,6 +160,7 @@ def test_show_and_the_index_report_say_what_each_document_became(brookside, data
     assert "dropped as noise:" in added and "web page clutter" in added
     assert "Added: brookside/devices" in report
     assert "Not indexed: brookside/governors-minutes.odt: not a format PolicyBot reads" in report
+    assert "Not indexed: brookside/governors-minutes.odt" in run("show", "brookside", data=data_dir, policies=brookside).stdout
     devices = run("show", "brookside", "--policy", "devices", data=data_dir, policies=brookside).stdout
     assert "published" in devices and "page header or footer: 'CONFIDENTIAL: staff only'" in devices
     reading = read_source(Source("brookside", "devices", brookside / "brookside" / "devices.docx", "Devices"))

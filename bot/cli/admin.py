@@ -60,7 +60,12 @@ def show(ctx, school, policy, full, policies_dir):
         published = {(d.school, d.policy): d.sha256 for d in store.read_manifest(store.resolve_current(settings.index_dir)).documents}
     except store.IndexNotReady:
         published = {}
-    sources = [s for s in all_sources(settings.policies_dir, catalogue).sources if s.school == school and policy in (None, s.policy)]
+    found = all_sources(settings.policies_dir, catalogue)
+    sources = [s for s in found.sources if s.school == school and policy in (None, s.policy)]
+    if policy is None:
+        for path, why in found.not_indexed:
+            if path.startswith(f"{school}/"):
+                click.echo(f"Not indexed: {path}: {why}.")
     if not sources:
         raise click.ClickException(f"{school} has no policy {policy!r} in catalogue.yaml" if policy else f"{school} has no policies yet")
     for source in sources:

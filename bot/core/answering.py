@@ -4,7 +4,8 @@ No chat platform and no safeguarding here: the conversation core runs the gate
 first (on the same pass through the model, `prepare`) and hands this module
 only what is a question. Three outcomes (bot/core/answer.py):
 
-- ANSWERED: a clause answers it surely; it is quoted with its citation;
+- ANSWERED: a clause answers it surely (bot/core/decision.py decides, learned from many writers'
+  questions; bot/core/coverage.py's thresholds where no decision is fitted); it is quoted with its citation;
 - UNSURE: the nearest clauses are shown as the nearest, with who to ask;
 - NOT_COVERED: nothing is near enough; the bot says so and names who to ask.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from bot import messages
 from bot.core.answer import ANSWERED, NOT_COVERED, UNSURE, Answer, Citation, Overdue
 from bot.core.coverage import Coverage, gives_answer_type, other_policy_named, without_school_name
+from bot.core.decision import Decision, signals
 from bot.core.quoting import quote
 from index.catalogue import Catalogue, UnknownSchool
 from index.errors import PolicyBotError
@@ -74,9 +76,10 @@ def confidence(hits: list[Hit]) -> float:
 
 class Answerer:
     def __init__(self, index: LiveIndex, coverage: Coverage = Coverage(), today: Callable[[], dt.date] = dt.date.today,
-                 catalogue: Catalogue | None = None):
+                 catalogue: Catalogue | None = None, decision: Decision | None = None):
         self.index = index
         self.coverage = coverage
+        self.decision = decision  # the learned answer-or-not (bot/core/decision.py); None: the coverage thresholds
         self.today = today
         self._catalogue = catalogue  # tests may pin one; otherwise the published index's own
 
@@ -134,8 +137,13 @@ class Answerer:
         if not hits or other_policy is not None:
             return NOT_COVERED
         sure = confidence(hits)
-        covered = (self.coverage.covers(sure, retriever.unknown_share(text, school), match.area_lead)
-                   and gives_answer_type(text, (h.chunk.text for h in hits if h.confidence >= self.coverage.min_score)))
+        unknown = retriever.unknown_share(text, school)
+        if self.decision is not None:
+            read = signals(text, match, unknown, self.coverage.min_score, self._quoted(hits))
+            covered = self.decision.answers(read, floor=self.coverage.min_score)
+        else:
+            covered = (self.coverage.covers(sure, unknown, match.area_lead)
+                       and gives_answer_type(text, (h.chunk.text for h in hits if h.confidence >= self.coverage.min_score)))
         if covered:
             return ANSWERED
         return UNSURE if sure >= self.coverage.min_score else NOT_COVERED
