@@ -124,7 +124,9 @@ def load_catalogue(policies_dir: Path) -> Catalogue:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
+        # where the faulty construct starts ("while scanning a simple key" on the line missing its colon), else
+        # where the parser gave up (often the line after)
+        where = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
         raise CatalogueError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
@@ -134,14 +136,15 @@ def load_catalogue(policies_dir: Path) -> Catalogue:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        line = _line(path, first["loc"])
+        line = _line(path, first["loc"], first["msg"])
         where = f"{path} line {line}" if line else str(path)
         fix = " (README: 'Adding or updating a policy' shows every key)" if first["type"] in ("extra_forbidden", "missing") else ""
         raise CatalogueError(f"{where}: field '{field}': {first['msg'].removeprefix('Value error, ')}{fix}") from None
 
 
-def _line(path: Path, loc: tuple) -> int | None:
-    """The line of the YAML node at `loc` (its parent's for a missing key), 1-based."""
+def _line(path: Path, loc: tuple, message: str = "") -> int | None:
+    """The line of the YAML node at `loc` (its parent's for a missing key), 1-based; a message that quotes a key of
+    the mapping reached (a bad school id) points at that key."""
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
@@ -158,4 +161,8 @@ def _line(path: Path, loc: tuple) -> int | None:
             line = node.start_mark.line + 1
         else:
             break
+    if isinstance(node, yaml.MappingNode):
+        named = next((k for k, _ in node.value if f"'{k.value}'" in message), None)
+        if named is not None:
+            line = named.start_mark.line + 1
     return line

@@ -111,6 +111,14 @@ def test_a_catalogue_mistake_is_named_with_its_line(brookside):
     with pytest.raises(CatalogueError) as error:
         load_catalogue(brookside)
     assert f"line {typo + 1}:" in str(error.value) and "a term (Spring 2026)" in str(error.value)
+    lines[typo] = lines[typo].replace("next_review: Michaelmas 2025", "next_review: September 2025")
+    school = next(i for i, line in enumerate(lines) if line.strip() == "brookside:")
+    for broken, expected in ((lines[school].replace("brookside", "Brookside"), "school id 'Brookside'"),  # a bad id: its own line
+                             (lines[school].replace(":", ""), "not valid YAML")):  # a missing colon: that line, not the next
+        path.write_text("\n".join(lines[:school] + [broken] + lines[school + 1:]) + "\n", encoding="utf-8")
+        with pytest.raises(CatalogueError) as error:
+            load_catalogue(brookside)
+        assert f"line {school + 1}:" in str(error.value) and expected in str(error.value), str(error.value)
 
 
 def test_web_page_clutter_stays_out_and_is_reported(brookside):
