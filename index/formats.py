@@ -119,9 +119,7 @@ def _running_lines(document) -> list[str]:
     seen: list[str] = []
     for section in document.sections:
         for part in (section.header, section.first_page_header, section.footer, section.first_page_footer):
-            try:
-                if part.is_linked_to_previous and part is not section.header and part is not section.footer:
-                    continue
+            try:  # a part linked to the previous section's reads as that one: `seen` lists each line once
                 paragraphs = part.paragraphs
             except (AttributeError, ValueError, KeyError):  # a damaged header part: there is nothing to list
                 continue

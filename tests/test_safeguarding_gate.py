@@ -134,3 +134,16 @@ def test_every_shipped_example_file_reads_and_covers_every_recipient():
     assert len({e.source for e in examples}) >= 12
     assert sum(e.concern for e in examples) > 1000 and sum(not e.concern for e in examples) > 1000
     assert np.mean([len(e.text) for e in examples]) > 40
+
+
+def test_the_route_reads_the_answer_model_too_and_the_running_bot_wires_it(gate, gate_embedder, embedder, tmp_path):
+    """Whether it is a concern: the gate's own vector; who it is about: both vectors side by side. The bot's runtime
+    hands the gate its answer model (a gate left without it would route on its own vector alone)."""
+    from bot.runtime import Runtime
+    from bot.settings import load_settings
+
+    heads = gate._heads
+    assert heads.concern_w.shape[0] == gate_embedder.dimension
+    assert heads.recipient_w.shape[1] == gate_embedder.dimension + embedder.dimension
+    runtime = Runtime(load_settings(data_dir=tmp_path))
+    assert runtime.gate.reader is runtime.embedder

@@ -25,16 +25,19 @@ import numpy as np
 
 from bot.core import decision
 from bot.core.answering import CANDIDATES, Answerer, Question
-from bot.evaluate import golds, load_questions, squash
+from bot.evaluate import gold_rank, golds, load_questions
 
 WRONG_COST = 3.0
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 
 
-def default_sets() -> list[Path]:
-    """The development sets and the first-look sets in the real register (qT17 is kept, never fitted)."""
-    firstlook = [Path(p) for p in sorted(glob.glob(str(DATA / "firstlook" / "q*-questions.yaml"))) if "qT17" not in p]
-    return [Path(p) for p in sorted(glob.glob(str(DATA / "*-questions.yaml")))] + firstlook
+KEPT = [DATA / "firstlook" / "qT17-questions.yaml", DATA / "firstlook" / "qH1-questions.yaml"]  # scored, never fitted
+
+
+def default_sets(kept: list[Path]) -> list[Path]:
+    """The development sets and the first-look sets in the real register, but for the kept ones."""
+    paths = sorted(glob.glob(str(DATA / "*-questions.yaml"))) + sorted(glob.glob(str(DATA / "firstlook" / "q*-questions.yaml")))
+    return [Path(p) for p in paths if Path(p).resolve() not in {k.resolve() for k in kept}]
 
 
 def rows(runtime, paths: list[Path]) -> list[dict]:
@@ -50,11 +53,11 @@ def rows(runtime, paths: list[Path]) -> list[dict]:
                 continue
             wanted = golds(row)
             quoted = match.hits[: Answerer._quoted(match.hits)]
-            right = bool(wanted) and any(g in squash(h.chunk.text) for h in quoted for g in wanted)
+            right = gold_rank([h.chunk for h in quoted], row) is not None
             signals = decision.signals(prepared.text, match, retriever.unknown_share(prepared.text, school),
                                        answerer.coverage.min_score, len(quoted))
             shipped = answerer.answer(Question(text, school), prepared).status == "answered"
-            first = bool(wanted) and any(g in squash(match.hits[0].chunk.text) for g in wanted)
+            first = gold_rank([match.hits[0].chunk], row) is not None
             out.append({"set": path.stem, "real": "firstlook" in str(path), "school": school, "answerable": bool(wanted),
                         "right": right, "first": first, "x": [signals[f] for f in decision.FEATURES], "rule": shipped})
     return out
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.core.decision_fit")
     parser.add_argument("--models", type=Path, default=None, help="models folder (default: the settings')")
     parser.add_argument("--sets", type=Path, nargs="*", default=None)
-    parser.add_argument("--keep", type=Path, nargs="*", default=[DATA / "firstlook" / "qT17-questions.yaml"])
+    parser.add_argument("--keep", type=Path, nargs="*", default=KEPT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from bot.runtime import Runtime
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = Runtime(load_settings(**({"models_dir": args.models} if args.models else {})))
     runtime.ensure_index()
     floor = runtime.answerer.coverage.min_score
-    data = rows(runtime, args.sets or default_sets())
+    data = rows(runtime, args.sets or default_sets(args.keep))
     kept = rows(runtime, args.keep)
     x = np.array([r["x"] for r in data])
     y = np.array([r["right"] for r in data])

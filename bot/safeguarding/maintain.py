@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.safeguarding.examples import SHIPPED, Example, load_examples, read_case_file
-from bot.safeguarding.gate import ADAPTER, GATE_MODEL, SHIPPED_VECTORS, Thresholds, fit, shipped_vectors
+from bot.safeguarding.gate import ADAPTER, GATE_MODEL, SHIPPED_VECTORS, SafeguardingGate, Thresholds, fit
 from bot.safeguarding.noise import noise_examples
 from index import vector_cache
 from index.embed import SentenceTransformerEmbedder
@@ -41,13 +41,9 @@ def _reader(models: Path) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(models_dir=models)
 
 
-def _features(caches: list, texts: list[str]) -> np.ndarray:
-    return np.hstack([cache.vectors(texts) for cache in caches])
-
-
-def _caches(models: Path, embedder) -> list:
-    reader = _reader(models)
-    return [vector_cache.VectorCache(model, models / "cache", shipped=shipped_vectors(model)) for model in (embedder, reader)]
+def _reading(models: Path, embedder) -> SafeguardingGate:
+    """A gate that only reads: its `features` are the rows the regressions see, from the same caches as the bot's."""
+    return SafeguardingGate(embedder, [], models / "cache", reader=_reader(models))
 
 
 def score(gate_heads, thresholds: Thresholds, vectors: np.ndarray, examples: list[Example]) -> Counter:
@@ -92,23 +88,23 @@ def lowo(models: Path, c: float, sets: list[Path], tune: bool = False, writers: 
             embedder = _embedder(models, adapter)
         else:
             embedder = _embedder(models)
-        caches = _caches(models, embedder)
-        vectors = _features(caches, [e.text for e in examples])
+        reading = _reading(models, embedder)
+        vectors = reading.features([e.text for e in examples])
         noise = noise_examples()
-        heads = fit(np.vstack([vectors[keep], _features(caches, [e.text for e in noise])]), training + noise, c, own=embedder.dimension)
+        heads = fit(np.vstack([vectors[keep], reading.features([e.text for e in noise])]), training + noise, c, own=embedder.dimension)
         counts = score(heads, thresholds, vectors[~keep], [e for e, k in zip(examples, keep) if not k])
         total += counts
         print(line(source, counts), flush=True)
     print(line("leave-one-writer-out, all", total))
-    caches = _caches(models, _embedder(models))
-    vectors = _features(caches, [e.text for e in examples])
+    reading = _reading(models, _embedder(models))
+    vectors = reading.features([e.text for e in examples])
     if sets:
         noise = noise_examples()
-        heads = fit(np.vstack([vectors, _features(caches, [e.text for e in noise])]), examples + noise, c, own=caches[0].embedder.dimension)
+        heads = fit(np.vstack([vectors, reading.features([e.text for e in noise])]), examples + noise, c, own=reading.embedder.dimension)
         held: Counter = Counter()
         for path in sets:
             cases = read_case_file(path)
-            counts = score(heads, thresholds, _features(caches, [e.text for e in cases]), cases)
+            counts = score(heads, thresholds, reading.features([e.text for e in cases]), cases)
             held += counts
             print(line(Path(path).stem, counts), flush=True)
         print(line("held-out sets, all", held))
